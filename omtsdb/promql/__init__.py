@@ -1,0 +1,1 @@
+"""PromQL: parser (no numpy), engine and function kernels."""

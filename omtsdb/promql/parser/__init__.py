@@ -1,0 +1,1 @@
+"""PromQL parser: Lark grammar -> frozen AST, type checks, printer. Never imports numpy."""

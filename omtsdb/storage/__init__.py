@@ -1,0 +1,1 @@
+"""Storage seams: the Protocols every reader and writer meets (see ``interface``)."""

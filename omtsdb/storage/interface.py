@@ -1,0 +1,121 @@
+"""The storage contract between writers, the TSDB and the query engine.
+
+Everything is array-shaped: a series comes back as two numpy arrays (int64 millisecond
+timestamps, float64 values), never as a per-sample iterator. All time bounds in this module are
+**inclusive** milliseconds unless a docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from omtsdb.model.labels import Labels
+from omtsdb.model.matchers import Matcher
+from omtsdb.model.samples import F64, I64
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesData:
+    """One series and its samples in a time range: ``ts`` strictly increasing int64 ms,
+    ``vs`` float64 of the same length (staleness NaNs included, bit-exact)."""
+
+    labels: Labels
+    ts: I64
+    vs: F64
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def empty_series(labels: Labels) -> SeriesData:
+    return SeriesData(labels, np.empty(0, np.int64), np.empty(0, np.float64))
+
+
+@dataclass(frozen=True, slots=True)
+class SelectHints:
+    """Optional push-down information; storage may ignore it and must still be correct."""
+
+    start: int = 0
+    end: int = 0
+    step: int = 0
+    func: str = ""
+    range_ms: int = 0
+    grouping: tuple[str, ...] = ()
+    by: bool = False
+
+
+@dataclass(slots=True)
+class Warnings:
+    """Non-fatal problems that travel beside data (a failing secondary storage, truncation)."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, msg: str) -> None:
+        if msg not in self.items:
+            self.items.append(msg)
+
+
+@runtime_checkable
+class Querier(Protocol):
+    """Reads series over a fixed time range (the one given to ``Queryable.querier``)."""
+
+    def select(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> list[SeriesData]:
+        """Series matching every matcher that have at least one sample with
+        ``mint <= t <= maxt``; each carries exactly its samples in that range.
+        Sorted by labels (``Labels.sort_key``). At least one matcher must not match the
+        empty string, or the call raises ``BadDataError``."""
+        ...
+
+    def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
+        """Sorted label names of series (matching all matchers, if any) with samples in range."""
+        ...
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], mint: int, maxt: int
+    ) -> list[str]:
+        """Sorted distinct values of label ``name`` over matching series with samples in range."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Queryable(Protocol):
+    def querier(self, mint: int, maxt: int) -> Querier:
+        """A querier for the inclusive range [mint, maxt] (ms)."""
+        ...
+
+
+@runtime_checkable
+class Appender(Protocol):
+    """A write transaction. Nothing is visible to readers or durable before ``commit``."""
+
+    def append(self, labels: Labels, ts: I64, vs: F64) -> None:
+        """Stage samples of one series (ts ascending). Raises an ``AppendError`` subclass
+        (out of order, duplicate timestamp with another value, invalid labels) for bad data;
+        the rest of the transaction stays usable."""
+        ...
+
+    def commit(self) -> None:
+        """Write the staged samples to the WAL (flushed to the OS), then make them visible.
+        Returns only after they are durable to the degree the WAL promises."""
+        ...
+
+    def rollback(self) -> None:
+        """Drop everything staged."""
+        ...
+
+
+@runtime_checkable
+class Appendable(Protocol):
+    def appender(self) -> Appender: ...

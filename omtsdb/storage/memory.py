@@ -1,0 +1,128 @@
+"""A small in-memory storage implementing the Protocols of ``interface``.
+
+A test double that lives next to the interface it fakes; it is also handy for evaluating PromQL
+over data held in memory (the .test runner's ``load``). It scans every series on select, so it is
+not meant for large data: the TSDB's head and postings are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from omtsdb.errors import BadDataError, DuplicateSampleError, OutOfOrderError
+from omtsdb.model.labels import Labels
+from omtsdb.model.matchers import Matcher
+from omtsdb.model.samples import F64, I64
+from omtsdb.storage.interface import SelectHints, SeriesData
+
+
+def check_matchers(matchers: Sequence[Matcher]) -> None:
+    if not matchers or all(m.matches_empty for m in matchers):
+        raise BadDataError("at least one matcher must not match the empty string")
+
+
+class MemoryStorage:
+    """Queryable and Appendable over a dict of series."""
+
+    def __init__(self) -> None:
+        self._series: dict[Labels, tuple[I64, F64]] = {}
+
+    # Appendable
+    def appender(self) -> MemoryAppender:
+        return MemoryAppender(self)
+
+    # Queryable
+    def querier(self, mint: int, maxt: int) -> MemoryQuerier:
+        return MemoryQuerier(self, mint, maxt)
+
+    def _add(self, labels: Labels, ts: I64, vs: F64) -> None:
+        old = self._series.get(labels)
+        if old is not None:
+            ts = np.concatenate([old[0], ts])
+            vs = np.concatenate([old[1], vs])
+        self._series[labels] = (ts, vs)
+
+
+class MemoryAppender:
+    def __init__(self, store: MemoryStorage) -> None:
+        self._store = store
+        self._staged: list[tuple[Labels, I64, F64]] = []
+
+    def append(self, labels: Labels, ts: I64, vs: F64) -> None:
+        ts = np.ascontiguousarray(ts, np.int64)
+        vs = np.ascontiguousarray(vs, np.float64)
+        if ts.size == 0:
+            return
+        if ts.size > 1 and np.any(np.diff(ts) <= 0):
+            raise OutOfOrderError()
+        old = self._store._series.get(labels)
+        if old is not None and old[0].size and ts[0] <= old[0][-1]:
+            if ts[0] == old[0][-1] and old[1][-1:].view(np.uint64)[0] != vs[:1].view(np.uint64)[0]:
+                raise DuplicateSampleError()
+            if ts[0] < old[0][-1]:
+                raise OutOfOrderError()
+            ts, vs = ts[1:], vs[1:]
+        self._staged.append((labels, ts, vs))
+
+    def commit(self) -> None:
+        for labels, ts, vs in self._staged:
+            self._store._add(labels, ts, vs)
+        self._staged.clear()
+
+    def rollback(self) -> None:
+        self._staged.clear()
+
+
+class MemoryQuerier:
+    def __init__(self, store: MemoryStorage, mint: int, maxt: int) -> None:
+        self._store = store
+        self._mint = mint
+        self._maxt = maxt
+
+    def select(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> list[SeriesData]:
+        check_matchers(matchers)
+        out: list[SeriesData] = []
+        for labels, (ts, vs) in self._store._series.items():
+            if not all(m.matches(labels.get(m.name)) for m in matchers):
+                continue
+            lo = int(np.searchsorted(ts, mint, "left"))
+            hi = int(np.searchsorted(ts, maxt, "right"))
+            if hi > lo:
+                out.append(SeriesData(labels, ts[lo:hi], vs[lo:hi]))
+        out.sort(key=lambda s: s.labels.sort_key())
+        return out
+
+    def _matching(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[Labels]:
+        if matchers:
+            return [s.labels for s in self.select(matchers, mint, maxt)]
+        res = []
+        for labels, (ts, _) in self._store._series.items():
+            lo = int(np.searchsorted(ts, mint, "left"))
+            hi = int(np.searchsorted(ts, maxt, "right"))
+            if hi > lo:
+                res.append(labels)
+        return res
+
+    def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
+        names: set[str] = set()
+        for labels in self._matching(matchers, mint, maxt):
+            names.update(labels.names())
+        return sorted(names)
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], mint: int, maxt: int
+    ) -> list[str]:
+        vals = {lb.get(name) for lb in self._matching(matchers, mint, maxt)}
+        vals.discard("")
+        return sorted(vals)
+
+    def close(self) -> None:
+        pass
