@@ -1,0 +1,1 @@
+"""The time-series database: head (numpy buffers), WAL, postings index, blocks."""

@@ -1,0 +1,244 @@
+"""Chunk encoding: timestamps on a scrape grid plus exceptions; values as decimal mantissas
+(optionally minus a 24 h baseline) in delta form, or bit-exact XOR; zstd where it helps.
+
+Layout (little endian; see docs/format/chunks.md)::
+
+    header  version u8 | ts_codec u8 | val_codec u8 | flags u8 | n u32 | mint i64 | maxt i64
+    ts      u32 length | payload
+    values  payload (to the end)
+    crc32   u32 over everything before it
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from omtsdb.errors import CorruptionError
+from omtsdb.model.samples import F64, I64
+from omtsdb.tsdb.codec.baseline import Baseline
+from omtsdb.tsdb.codec.ints import (
+    best_order,
+    deltas,
+    pack_u64,
+    undeltas,
+    unpack_u64,
+    unzigzag,
+    zigzag,
+)
+
+VERSION = 1
+TS_GRID, TS_DELTA = 0, 1
+VAL_CONST, VAL_DECIMAL, VAL_XOR = 0, 1, 2
+FLAG_BASELINE = 1
+_HDR = struct.Struct("<BBBBIqq")
+_U32 = struct.Struct("<I")
+_DEC = struct.Struct("<BBI")
+MAX_DECIMALS = 15
+_POW10 = [10.0**e for e in range(MAX_DECIMALS + 1)]
+_SAFE = float(2**53)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    n: int
+    mint: int
+    maxt: int
+    ts_codec: int
+    val_codec: int
+    baseline: bool
+
+
+def chunk_header(buf: bytes | memoryview) -> ChunkInfo:
+    if len(buf) < _HDR.size + 4:
+        raise CorruptionError("chunk: too short")
+    ver, tsc, vc, flags, n, mint, maxt = _HDR.unpack_from(buf, 0)
+    if ver != VERSION:
+        raise CorruptionError(f"chunk: unknown version {ver}")
+    return ChunkInfo(n, mint, maxt, tsc, vc, bool(flags & FLAG_BASELINE))
+
+
+# -- timestamps -------------------------------------------------------------------------------
+def _encode_ts(ts: I64) -> tuple[int, bytes]:
+    if ts.size <= 2:
+        return TS_GRID, b""
+    d = np.diff(ts)
+    if np.all(d == d[0]):
+        return TS_GRID, b""
+    step = int(np.median(d))
+    return TS_DELTA, struct.pack("<q", step) + pack_u64(zigzag(d - step))
+
+
+def _decode_ts(codec: int, payload: bytes | memoryview, n: int, mint: int, maxt: int) -> I64:
+    if codec == TS_GRID:
+        if n == 1:
+            return np.array([mint], np.int64)
+        step = (maxt - mint) // (n - 1)
+        return mint + np.arange(n, dtype=np.int64) * step
+    if codec == TS_DELTA:
+        (step,) = struct.unpack_from("<q", payload, 0)
+        d = unzigzag(unpack_u64(payload[8:], n - 1)) + step
+        out = np.empty(n, np.int64)
+        out[0] = mint
+        np.cumsum(d, out=out[1:])
+        out[1:] += mint
+        return out
+    raise CorruptionError(f"chunk: unknown timestamp codec {codec}")
+
+
+# -- values -----------------------------------------------------------------------------------
+def _decimal_mantissas(vs: F64) -> tuple[int, I64, I64] | None:
+    """(decimals, mantissas, exception positions) if every ordinary value is exactly
+    ``m / 10**decimals``; specials (NaN, +-Inf, -0.0) become exceptions."""
+    bits = vs.view(np.uint64)
+    special = ~np.isfinite(vs) | ((vs == 0) & np.signbit(vs))
+    exc = np.flatnonzero(special)
+    if exc.size * 4 > vs.size:
+        return None
+    ok = vs[~special]
+    if ok.size and float(np.abs(ok).max()) >= _SAFE:
+        return None
+    for e in range(MAX_DECIMALS + 1):
+        p = _POW10[e]
+        m = np.rint(ok * p)
+        if m.size and float(np.abs(m).max()) >= _SAFE:
+            return None
+        back = m / p if e else m
+        if np.array_equal(back.view(np.uint64), bits[~special]):
+            full = np.zeros(vs.size, np.int64)
+            full[~special] = m.astype(np.int64)
+            if exc.size:  # placeholder: carry the previous mantissa (keeps deltas small)
+                idx = np.where(special, 0, np.arange(vs.size))
+                np.maximum.accumulate(idx, out=idx)
+                full = full[idx]
+            return e, full, exc.astype(np.int64)
+    return None
+
+
+def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes, bool] | None:
+    got = _decimal_mantissas(vs)
+    if got is None:
+        return None
+    dec, m, exc = got
+    used_base = False
+    resid = m
+    if baseline is not None:
+        bm = np.rint(baseline.at(ts) * _POW10[dec])
+        if np.all(np.abs(bm) < _SAFE):
+            cand = m - bm.astype(np.int64)
+            o1, o2 = best_order(m), best_order(cand)
+            c1 = np.abs(deltas(m, o1)[o1:]).sum()
+            c2 = np.abs(deltas(cand, o2)[o2:]).sum()
+            if c2 < c1:
+                resid, used_base = cand, True
+    order = best_order(resid)
+    body = [
+        _DEC.pack(dec, order, exc.size),
+        pack_u64(zigzag(deltas(resid, order))),
+    ]
+    if exc.size:
+        body.insert(1, pack_u64(exc.astype(np.uint64)))
+        body.insert(2, vs[exc].view(np.uint64).astype("<u8").tobytes())
+        # lengths are needed to split: prefix the packed exception positions with their size
+        body[1] = _U32.pack(len(body[1])) + body[1]
+    return b"".join(body), used_base
+
+
+def _decode_decimal(
+    payload: bytes | memoryview, n: int, ts: I64, baseline: Baseline | None, used_base: bool
+) -> F64:
+    dec, order, nexc = _DEC.unpack_from(payload, 0)
+    off = _DEC.size
+    exc_pos = None
+    exc_bits = None
+    if nexc:
+        (plen,) = _U32.unpack_from(payload, off)
+        off += 4
+        exc_pos = unpack_u64(payload[off : off + plen], nexc).astype(np.int64)
+        off += plen
+        exc_bits = np.frombuffer(payload, "<u8", nexc, off).astype(np.uint64)
+        off += 8 * nexc
+    resid = undeltas(unzigzag(unpack_u64(payload[off:], n)), order)
+    if used_base:
+        if baseline is None:
+            raise CorruptionError("chunk was encoded against a baseline; none given")
+        resid = resid + np.rint(baseline.at(ts) * _POW10[dec]).astype(np.int64)
+    vals = resid.astype(np.float64)
+    if dec:
+        vals /= _POW10[dec]
+    if exc_pos is not None and exc_bits is not None:
+        if exc_pos.size and (exc_pos.max() >= n or exc_pos.min() < 0):
+            raise CorruptionError("chunk: bad exception position")
+        vals.view(np.uint64)[exc_pos] = exc_bits
+    return vals
+
+
+def _encode_xor(vs: F64) -> bytes:
+    bits = vs.view(np.uint64)
+    x = bits.copy()
+    x[1:] ^= bits[:-1]
+    shuffled = x.astype("<u8").view(np.uint8).reshape(-1, 8).T.copy()
+    return pack_u64(shuffled.reshape(-1).astype(np.uint64))
+
+
+def _decode_xor(payload: bytes | memoryview, n: int) -> F64:
+    raw = unpack_u64(payload, n * 8).astype(np.uint8)
+    x = raw.reshape(8, n).T.copy().view("<u8").reshape(n).astype(np.uint64)
+    bits = np.bitwise_xor.accumulate(x)
+    out: F64 = bits.view(np.float64)
+    return out
+
+
+# -- public -----------------------------------------------------------------------------------
+def encode_chunk(ts: I64, vs: F64, baseline: Baseline | None = None) -> bytes:
+    """Encode strictly increasing ``ts`` and ``vs`` (same length >= 1) losslessly."""
+    ts = np.ascontiguousarray(ts, np.int64)
+    vs = np.ascontiguousarray(vs, np.float64)
+    n = ts.size
+    if n == 0 or vs.size != n:
+        raise ValueError("a chunk needs one or more samples and equal-length arrays")
+    tsc, tsp = _encode_ts(ts)
+    bits = vs.view(np.uint64)
+    flags = 0
+    if np.all(bits == bits[0]):
+        vc, vp = VAL_CONST, bits[:1].astype("<u8").tobytes()
+    else:
+        dec = _encode_decimal(ts, vs, baseline)
+        xor = _encode_xor(vs)
+        if dec is not None and len(dec[0]) <= len(xor):
+            vc, vp = VAL_DECIMAL, dec[0]
+            flags |= FLAG_BASELINE if dec[1] else 0
+        else:
+            vc, vp = VAL_XOR, xor
+    head = _HDR.pack(VERSION, tsc, vc, flags, n, int(ts[0]), int(ts[-1]))
+    body = b"".join((head, _U32.pack(len(tsp)), tsp, vp))
+    return body + _U32.pack(zlib.crc32(body))
+
+
+def decode_chunk(buf: bytes | memoryview, baseline: Baseline | None = None) -> tuple[I64, F64]:
+    info = chunk_header(buf)
+    (crc,) = _U32.unpack_from(buf, len(buf) - 4)
+    body = memoryview(buf)[: len(buf) - 4]
+    if zlib.crc32(body) != crc:
+        raise CorruptionError("chunk: checksum mismatch")
+    off = _HDR.size
+    (tlen,) = _U32.unpack_from(body, off)
+    off += 4
+    try:
+        ts = _decode_ts(info.ts_codec, body[off : off + tlen], info.n, info.mint, info.maxt)
+        vp = body[off + tlen :]
+        if info.val_codec == VAL_CONST:
+            vs = np.full(info.n, np.frombuffer(vp, "<f8", 1)[0], np.float64)
+            vs.view(np.uint64)[:] = np.frombuffer(vp, "<u8", 1)[0]
+        elif info.val_codec == VAL_DECIMAL:
+            vs = _decode_decimal(vp, info.n, ts, baseline, info.baseline)
+        elif info.val_codec == VAL_XOR:
+            vs = _decode_xor(vp, info.n)
+        else:
+            raise CorruptionError(f"chunk: unknown value codec {info.val_codec}")
+    except (struct.error, ValueError) as e:
+        raise CorruptionError(f"chunk: {e}") from None
+    return ts, vs
