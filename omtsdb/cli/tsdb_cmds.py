@@ -1,0 +1,124 @@
+"""``omtsdb import``, ``omtsdb tsdb dump`` and ``omtsdb tsdb analyze``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omtsdb.errors import BadDataError
+from omtsdb.model.exposition import NO_TS, parse, write_openmetrics
+from omtsdb.model.selector import parse_selector
+from omtsdb.tsdb.analyze import analyze, render
+from omtsdb.tsdb.db import DB, DBOptions
+from omtsdb.tsdb.head import I64_MAX, I64_MIN
+
+_Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def parse_time_ms(s: str) -> int:
+    """A time flag: unix milliseconds (as promtool's --min-time/--max-time) or RFC 3339."""
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid time {s!r}") from None
+    return int(dt.timestamp() * 1000)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("import", help="import OpenMetrics/Prometheus text with timestamps")
+    p.add_argument("file", help="input file, or - for stdin")
+    p.add_argument("--storage.tsdb.path", dest="path", default="data")
+    p.set_defaults(func=cmd_import)
+
+    t = sub.add_parser("tsdb", help="inspect a data directory")
+    tsub = t.add_subparsers(dest="tsdb_command", metavar="CMD", required=True)
+    d = tsub.add_parser("dump", help="every stored sample as OpenMetrics text")
+    d.add_argument("path", metavar="DIR")
+    d.add_argument("--match", action="append", default=[], help="series selector (repeatable)")
+    d.add_argument("--min-time", type=parse_time_ms, default=I64_MIN)
+    d.add_argument("--max-time", type=parse_time_ms, default=I64_MAX)
+    d.add_argument(
+        "--interop", action="store_true", help="write every NaN as plain NaN (no payloads)"
+    )
+    d.set_defaults(func=cmd_dump)
+    a = tsub.add_parser("analyze", help="series, samples, cardinality, bytes per sample")
+    a.add_argument("path", metavar="DIR")
+    a.add_argument("--limit", type=int, default=20)
+    a.set_defaults(func=cmd_analyze)
+
+
+def _open_existing(path: str) -> DB:
+    p = Path(path)
+    if not p.is_dir():
+        raise BadDataError(f"{path}: no such data directory")
+    return DB.open(p, DBOptions())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as e:
+            raise BadDataError(f"{args.file}: {e.strerror}") from None
+    exp = parse(data)
+    if len(exp) and np.any(exp.ts == NO_TS):
+        first = int(np.flatnonzero(exp.ts == NO_TS)[0])
+        raise BadDataError(f"sample {first + 1} has no timestamp; import needs timestamps")
+    with DB.open(Path(args.path), DBOptions()) as db:
+        app = db.appender()
+        rep = app.append_columns(exp.series, exp.series_idx, exp.ts, exp.vs)
+        app.commit()
+    dt = time.perf_counter() - t0
+    print(
+        f"imported {len(exp.series)} series, {rep.appended} samples "
+        f"in {dt:.2f}s ({rep.appended / dt if dt else 0:,.0f} samples/s)"
+    )
+    if rep.rejected:
+        print(
+            f"rejected {rep.rejected} samples: {rep.out_of_order} out of order, "
+            f"{rep.duplicates} duplicate timestamps, {rep.out_of_bounds} out of bounds, "
+            f"{rep.invalid} invalid series (first: {rep.first_error})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    selectors = [parse_selector(m) for m in args.match] or [[]]
+    out = sys.stdout
+    with _open_existing(args.path) as db:
+        seen: set[object] = set()
+
+        def series() -> Any:
+            for ms in selectors:
+                for s in db.iter_series(args.min_time, args.max_time, ms):
+                    if s.labels in seen:
+                        continue
+                    seen.add(s.labels)
+                    yield s.labels, s.ts, s.vs
+
+        for chunk in write_openmetrics(series(), exact=not args.interop):
+            out.write(chunk)
+    out.flush()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    with _open_existing(args.path) as db:
+        print(render(analyze(db), args.limit))
+    return 0
