@@ -119,7 +119,7 @@ def _decode_series(payload: bytes | memoryview) -> SeriesRecord:
     if len(blob) != int(lens.sum()):
         raise CorruptionError("series record: bad string blob length")
     ends = np.cumsum(lens).tolist()
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends[:-1]] if ends else []
     if blob.isascii():
         text = blob.decode("ascii")
         strs = [text[a:b] for a, b in zip(starts, ends, strict=True)]
