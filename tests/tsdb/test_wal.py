@@ -54,7 +54,7 @@ def test_record_round_trip(series: list[dict[str, str]], smp: list[tuple[int, in
     ts = np.array([s[1] for s in smp], np.int64)
     vs = np.array([s[2] for s in smp], np.float64)
     sa = SamplesRecord(refs, ts, vs)
-    recs, end, err = iter_records(encode(sr) + encode(sa))
+    recs, _end, err = iter_records(encode(sr) + encode(sa))
     assert err is None and len(recs) == 2
     assert same(recs[0], sr) and same(recs[1], sa)
 
@@ -182,7 +182,7 @@ def test_corrupt_checkpoint_does_not_block_start(tmp_path: Path) -> None:
     data = bytearray(f.read_bytes())
     data[-3] ^= 0xFF
     f.write_bytes(bytes(data))
-    got, w2 = replay(tmp_path)
+    _got, w2 = replay(tmp_path)
     assert w2.stats.corruptions_repaired == 1
     w2.close()
 
