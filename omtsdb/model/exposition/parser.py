@@ -8,13 +8,14 @@ series text goes through the careful label parser.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from omtsdb.errors import ParseError
-from omtsdb.model.exposition.floats import parse_float, parse_ts_seconds
+from omtsdb.model.exposition.floats import NORMAL_NAN, parse_float
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64, I64
 
@@ -191,13 +192,18 @@ def parse_series(line: str) -> tuple[Labels, int]:
 
 
 class _Builder:
+    """Collects series indexes and raw value/timestamp tokens; ``arrays`` converts the
+    tokens in bulk (C loops) and falls back to per-token parsing only to report an error or
+    for the rare token float() does not take (hex, NaN payloads)."""
+
     def __init__(self, fmt: Format) -> None:
         self.fmt: Format = fmt
         self.cache: dict[str, int] = {}
         self.series: list[Labels] = []
         self.idx: list[int] = []
-        self.ts: list[int] = []
-        self.vs: list[float] = []
+        self.vtok: list[str] = []
+        self.ttok: list[str] = []  # "" where the line had no timestamp
+        self.lno: list[int] = []
         self.meta: dict[str, MetricMeta] = {}
         self.eof = False
 
@@ -212,24 +218,26 @@ class _Builder:
         self.series.append(lb)
         return k
 
-    def sample(self, line: str) -> None:
-        if "#" in line or ('"' in line and "}" not in line):
-            self.sample_slow(line)
-            return
-        close = line.rfind("}")
-        if close >= 0:
-            key = line[: close + 1]
-            rest = line[close + 1 :].split()
-            vcol = close + 1
-        else:
-            parts = line.split()
-            key = parts[0]
-            rest = parts[1:]
-            vcol = len(key)
-        k = self.series_index(key)
-        self.finish(k, rest, vcol, line)
+    def sample(self, line: str, lineno: int) -> None:
+        """Fast path: ``series value timestamp`` split from the right; anything unusual goes
+        through the careful path."""
+        parts = line.rsplit(" ", 2)
+        if len(parts) == 3 and parts[1] and parts[2]:
+            k = self.cache.get(parts[0])
+            if k is None:
+                try:
+                    k = self.series_index(parts[0])
+                except _Err:
+                    k = None
+            if k is not None:
+                self.idx.append(k)
+                self.vtok.append(parts[1])
+                self.ttok.append(parts[2])
+                self.lno.append(lineno)
+                return
+        self.sample_slow(line, lineno)
 
-    def sample_slow(self, line: str) -> None:
+    def sample_slow(self, line: str, lineno: int) -> None:
         lb, i = parse_series(line)
         key = line[:i]
         k = self.cache.get(key)
@@ -239,29 +247,92 @@ class _Builder:
         rest_text = line[i:]
         if self.fmt == "openmetrics" and " # " in rest_text:
             rest_text = rest_text[: rest_text.index(" # ")]  # exemplar: parsed away
-        self.finish(k, rest_text.split(), i, line)
-
-    def finish(self, k: int, rest: list[str], col: int, line: str) -> None:
+        rest = rest_text.split()
         if not rest:
-            raise _Err(col, "expected a value after the series")
+            raise _Err(i, "expected a value after the series")
         if len(rest) > 2:
-            raise _Err(col, f"unexpected text after the timestamp: {rest[2]!r}")
-        try:
-            v = parse_float(rest[0])
-        except ValueError:
-            raise _Err(line.find(rest[0], col), f"invalid value {rest[0]!r}") from None
-        t = NO_TS
-        if len(rest) == 2:
-            tok = rest[1]
-            try:
-                t = parse_ts_seconds(tok) if self.fmt == "openmetrics" else int(tok)
-                if self.fmt == "text" and not tok.lstrip("-").isdigit():
-                    raise ValueError(tok)
-            except ValueError:
-                raise _Err(line.find(tok, col), f"invalid timestamp {tok!r}") from None
+            raise _Err(i, f"unexpected text after the timestamp: {rest[2]!r}")
         self.idx.append(k)
-        self.ts.append(t)
-        self.vs.append(v)
+        self.vtok.append(rest[0])
+        self.ttok.append(rest[1] if len(rest) == 2 else "")
+        self.lno.append(lineno)
+
+    def values(self, lines: list[str]) -> F64:
+        toks = self.vtok
+        try:
+            if "_" in "".join(toks):
+                raise ValueError
+            vs = np.array(toks, dtype=np.float64)
+        except ValueError:
+            vs = np.empty(len(toks), np.float64)
+            for i, tok in enumerate(toks):
+                try:
+                    vs[i] = parse_float(tok)
+                except ValueError:
+                    line = lines[self.lno[i] - 1]
+                    col = line.rfind(tok) if tok else len(line)
+                    raise ParseError(
+                        f"line {self.lno[i]}, column {col + 1}: invalid value {tok!r}",
+                        line=self.lno[i],
+                        column=col + 1,
+                    ) from None
+            return vs
+        nan = np.isnan(vs)
+        if nan.any():  # float() gives Python's NaN; Prometheus stores Go's NaN bits
+            vs[nan] = NORMAL_NAN
+        return vs
+
+    def timestamps(self, lines: list[str]) -> I64:
+        toks = self.ttok
+        n = len(toks)
+        missing = np.fromiter((not t for t in toks), np.bool_, n) if n else np.zeros(0, bool)
+        present = [t for t in toks if t] if missing.any() else toks
+        joined = "".join(present)
+        try:
+            if "_" in joined or "n" in joined.lower() or "x" in joined.lower():
+                raise ValueError
+            if self.fmt == "openmetrics":
+                f = np.array(present, dtype=np.float64) * 1000.0
+                if not np.all(np.isfinite(f)):
+                    raise ValueError
+                # Exact for millisecond text (Prometheus truncates ``ts*1000``, which turns
+                # 1.001 into 1000 ms); sub-millisecond input truncates as Prometheus does.
+                r = np.rint(f)
+                got = np.where(np.abs(f - r) < 0.01, r, np.trunc(f)).astype(np.int64)
+            else:
+                if "." in joined or "e" in joined.lower():
+                    raise ValueError
+                got = np.array(present, dtype=np.int64)
+        except (ValueError, OverflowError):
+            self._ts_error(lines)
+            raise AssertionError("unreachable") from None
+        if not missing.any():
+            return got
+        out = np.full(n, NO_TS, np.int64)
+        out[~missing] = got
+        return out
+
+    def _ts_error(self, lines: list[str]) -> None:
+        for i, tok in enumerate(self.ttok):
+            if not tok:
+                continue
+            try:
+                if self.fmt == "openmetrics":
+                    if not math.isfinite(parse_float(tok)) or "_" in tok:
+                        raise ValueError
+                elif not tok.lstrip("+-").isdigit():
+                    raise ValueError
+                else:
+                    int(tok)
+            except ValueError:
+                line = lines[self.lno[i] - 1]
+                col = line.rfind(tok)
+                raise ParseError(
+                    f"line {self.lno[i]}, column {col + 1}: invalid timestamp {tok!r}",
+                    line=self.lno[i],
+                    column=col + 1,
+                ) from None
+        raise ParseError("invalid timestamp")
 
     def comment(self, line: str) -> None:
         body = line[1:].lstrip(" \t")
@@ -310,25 +381,46 @@ def parse(data: str | bytes, fmt: Format | None = None, *, content_type: str = "
     fmt = fmt or detect_format(text, content_type)
     b = _Builder(fmt)
     lineno = 0
-    line = ""
+    lines = text.split("\n")
+    sample = b.sample
+    cache_get = b.cache.get
+    idx_add, v_add, t_add, l_add = b.idx.append, b.vtok.append, b.ttok.append, b.lno.append
     try:
-        for lineno, line in enumerate(text.split("\n"), 1):  # noqa: B007
+        for lineno, line in enumerate(lines, 1):
+            if not line:
+                continue
+            c = line[0]
+            if c != "#" and c != " " and c != "\t" and line[-1] != "\r" and not b.eof:
+                # Hot path inlined: a known series text, a value and a timestamp.
+                parts = line.rsplit(" ", 2)
+                if len(parts) == 3:
+                    k = cache_get(parts[0])
+                    if k is not None and parts[1] and parts[2]:
+                        idx_add(k)
+                        v_add(parts[1])
+                        t_add(parts[2])
+                        l_add(lineno)
+                        continue
+                sample(line, lineno)
+                continue
             if b.eof:
                 if line.strip():
                     raise _Err(0, "unexpected data after # EOF")
                 continue
-            if not line or line.isspace():
-                continue
-            if line[0] == "#":
+            if c == "#":
                 b.comment(line)
-            elif line[0] in " \t":
-                stripped = line.lstrip(" \t")
+            elif c in " \t\r":
+                stripped = line.strip(" \t\r")
+                if not stripped:
+                    continue
                 if stripped.startswith("#"):
                     b.comment(stripped)
                 else:
-                    b.sample(stripped)
+                    b.sample_slow(stripped, lineno)
+            elif line[-1] == "\r":
+                sample(line[:-1], lineno)
             else:
-                b.sample(line.rstrip("\r"))
+                sample(line, lineno)
     except _Err as e:
         raise ParseError(
             f"line {lineno}, column {e.col + 1}: {e.msg}", line=lineno, column=e.col + 1
@@ -338,8 +430,8 @@ def parse(data: str | bytes, fmt: Format | None = None, *, content_type: str = "
     return Exposition(
         b.series,
         np.array(b.idx, np.int64),
-        np.array(b.ts, np.int64),
-        np.array(b.vs, np.float64),
+        b.timestamps(lines),
+        b.values(lines),
         b.meta,
         fmt,
     )

@@ -101,13 +101,17 @@ def _decimal_mantissas(vs: F64) -> tuple[int, I64, I64] | None:
     ok = vs[~special]
     if ok.size and float(np.abs(ok).max()) >= _SAFE:
         return None
-    for e in range(MAX_DECIMALS + 1):
+    want = bits[~special]
+    # Guess the decimals from a few values' shortest text, then verify on all of them.
+    probe = ok[:: max(1, ok.size // 8)][:8].tolist()
+    guess = max((_decimals_of(v) for v in probe), default=0)
+    for e in [guess, *range(guess + 1, MAX_DECIMALS + 1)] if guess <= MAX_DECIMALS else []:
         p = _POW10[e]
         m = np.rint(ok * p)
         if m.size and float(np.abs(m).max()) >= _SAFE:
             return None
         back = m / p if e else m
-        if np.array_equal(back.view(np.uint64), bits[~special]):
+        if np.array_equal(back.view(np.uint64), want):
             full = np.zeros(vs.size, np.int64)
             full[~special] = m.astype(np.int64)
             if exc.size:  # placeholder: carry the previous mantissa (keeps deltas small)
@@ -116,6 +120,16 @@ def _decimal_mantissas(vs: F64) -> tuple[int, I64, I64] | None:
                 full = full[idx]
             return e, full, exc.astype(np.int64)
     return None
+
+
+def _decimals_of(v: float) -> int:
+    r = repr(v)
+    if "e" in r:
+        mant, _, ex = r.partition("e")
+        frac = mant.partition(".")[2].rstrip("0")
+        return max(0, len(frac) - int(ex))
+    frac = r.partition(".")[2]
+    return 0 if frac == "0" else len(frac)
 
 
 def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes, bool] | None:
@@ -207,11 +221,13 @@ def encode_chunk(ts: I64, vs: F64, baseline: Baseline | None = None) -> bytes:
         vc, vp = VAL_CONST, bits[:1].astype("<u8").tobytes()
     else:
         dec = _encode_decimal(ts, vs, baseline)
-        xor = _encode_xor(vs)
-        if dec is not None and len(dec[0]) <= len(xor):
+        # XOR is the fallback; try it beside a decimal encoding only when that one is poor.
+        xor = _encode_xor(vs) if dec is None or len(dec[0]) > 4 * n else None
+        if dec is not None and (xor is None or len(dec[0]) <= len(xor)):
             vc, vp = VAL_DECIMAL, dec[0]
             flags |= FLAG_BASELINE if dec[1] else 0
         else:
+            assert xor is not None
             vc, vp = VAL_XOR, xor
     head = _HDR.pack(VERSION, tsc, vc, flags, n, int(ts[0]), int(ts[-1]))
     body = b"".join((head, _U32.pack(len(tsp)), tsp, vp))

@@ -74,8 +74,8 @@ def best_order(a: I64) -> int:
     """Delta order 0, 1 or 2 whose zig-zagged residuals are smallest."""
     if a.size < 3:
         return 1
-    costs = []
-    for order in (0, 1, 2):
-        d = deltas(a, order)[order:]
-        costs.append(float(np.abs(d.astype(np.float64)).sum()))
-    return int(np.argmin(costs))
+    f = a.astype(np.float64)
+    d1 = np.diff(f)
+    d2 = np.diff(d1)
+    costs = (float(np.abs(f).sum()), float(np.abs(d1).sum()), float(np.abs(d2).sum()))
+    return costs.index(min(costs))
