@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,17 +26,12 @@ from omtsdb.model.matchers import Matcher
 from omtsdb.model.samples import F64, I64
 from omtsdb.storage.interface import SeriesData
 from omtsdb.tsdb import chunks
+from omtsdb.tsdb.head_chunks import ClosedChunks
 from omtsdb.tsdb.index import IDS, MemPostings
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedChunk:
-    mint: int
-    maxt: int
-    data: bytes
+I32_MAX = np.iinfo(np.int32).max
 
 
 class Head:
@@ -49,9 +43,11 @@ class Head:
         self.postings = MemPostings()
         self._labels: list[Labels | None] = []
         self._by_labels: dict[Labels, int] = {}
-        self._chunks: list[list[ClosedChunk]] = []
+        self._closed = ClosedChunks()
         n = max(initial_series, 16)
-        self._bts = np.empty((n, chunk_capacity), np.int64)
+        # Open chunk timestamps as int32 offsets from ``_tbase`` (the chunk's first sample).
+        self._bts = np.empty((n, chunk_capacity), np.int32)
+        self._tbase = np.zeros(n, np.int64)
         self._bvs = np.empty((n, chunk_capacity), np.float64)
         self._fill = np.zeros(n, np.int32)
         self._first = np.full(n, I64_MAX, np.int64)  # oldest sample held per series
@@ -85,7 +81,7 @@ class Head:
                 return
             while len(self._labels) < sid:
                 self._labels.append(None)
-                self._chunks.append([])
+                self._closed.add_series()
             self._create(labels, sid)
             self._logged[sid] = True
 
@@ -94,9 +90,10 @@ class Head:
         self._ensure_rows(sid + 1)
         if sid == len(self._labels):
             self._labels.append(labels)
-            self._chunks.append([])
+            self._closed.add_series()
         else:
             self._labels[sid] = labels
+            self._closed.reset(sid)
         self._by_labels[labels] = sid
         self._fill[sid] = 0
         self._first[sid] = I64_MAX
@@ -112,12 +109,13 @@ class Head:
             return
         new = max(n, cap * 2)
         # np.empty leaves untouched pages unallocated, so doubling costs address space only.
-        bts = np.empty((new, self.capacity), np.int64)
+        bts = np.empty((new, self.capacity), np.int32)
         bvs = np.empty((new, self.capacity), np.float64)
         bts[:cap] = self._bts
         bvs[:cap] = self._bvs
         self._bts, self._bvs = bts, bvs
         self._fill = _grow(self._fill, new, 0)
+        self._tbase = _grow(self._tbase, new, 0)
         self._first = _grow(self._first, new, I64_MAX)
         self._last = _grow(self._last, new, I64_MIN)
         self._last_bits = _grow(self._last_bits, new, 0)
@@ -150,22 +148,24 @@ class Head:
         uniq = refs[starts]
         counts = ends - starts
         fill = self._fill[uniq].astype(np.int64)
-        over = fill + counts > self.capacity
+        base = np.where(fill == 0, ts[starts], self._tbase[uniq])
+        span = ts[ends - 1] - base
+        over = (fill + counts > self.capacity) | (span > I32_MAX)
         if over.any():
             for i in np.flatnonzero(over):
                 self._apply_long(int(uniq[i]), ts[starts[i] : ends[i]], vs[starts[i] : ends[i]])
             keep = np.repeat(~over, counts)
             refs, ts, vs = refs[keep], ts[keep], vs[keep]
-            uniq, counts, fill, starts = uniq[~over], counts[~over], fill[~over], starts[~over]
+            uniq, counts, fill, base = uniq[~over], counts[~over], fill[~over], base[~over]
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if counts.size else starts
         if refs.shape[0]:
             rank = np.arange(refs.shape[0]) - np.repeat(starts, counts)
             cols = np.repeat(fill, counts) + rank
-            self._bts[refs, cols] = ts
+            self._tbase[uniq] = base
+            self._bts[refs, cols] = (ts - np.repeat(base, counts)).astype(np.int32)
             self._bvs[refs, cols] = vs
             self._fill[uniq] += counts.astype(np.int32)
-            first_of_group = ts[starts]
-            self._first[uniq] = np.minimum(self._first[uniq], first_of_group)
+            self._first[uniq] = np.minimum(self._first[uniq], ts[starts])
             lastidx = starts + counts - 1
             self._last[uniq] = ts[lastidx]
             self._last_bits[uniq] = vs[lastidx].view(np.uint64)
@@ -173,24 +173,31 @@ class Head:
         self.mint = min(self.mint, int(ts.min())) if ts.size else self.mint
         self.maxt = max(self.maxt, int(ts.max())) if ts.size else self.maxt
 
-    def _apply_long(self, sid: int, ts: I64, vs: F64) -> None:
-        """Append more samples than the open chunk can take: cut full chunks as we go."""
+    def _open_ts(self, sid: int) -> I64:
         f = int(self._fill[sid])
-        all_ts = np.concatenate((self._bts[sid, :f], ts))
+        out: I64 = self._bts[sid, :f].astype(np.int64) + self._tbase[sid]
+        return out
+
+    def _apply_long(self, sid: int, ts: I64, vs: F64) -> None:
+        """Append more samples than the open chunk can take (or spanning more than the int32
+        offsets reach): cut full chunks as we go."""
+        f = int(self._fill[sid])
+        all_ts = np.concatenate((self._open_ts(sid), ts))
         all_vs = np.concatenate((self._bvs[sid, :f], vs))
         cap = self.capacity
         n = all_ts.shape[0]
         ncut = (n - 1) // cap  # keep 1..cap samples open
         for k in range(ncut):
             a, b = k * cap, (k + 1) * cap
-            self._chunks[sid].append(
-                ClosedChunk(
-                    int(all_ts[a]), int(all_ts[b - 1]), chunks.encode(all_ts[a:b], all_vs[a:b])
-                )
-            )
-        rest = n - ncut * cap
-        self._bts[sid, :rest] = all_ts[ncut * cap :]
-        self._bvs[sid, :rest] = all_vs[ncut * cap :]
+            self._closed.add(sid, chunks.encode(all_ts[a:b], all_vs[a:b]))
+        a = ncut * cap
+        if all_ts[-1] - all_ts[a] > I32_MAX:  # sparse samples: close all but the newest
+            self._closed.add(sid, chunks.encode(all_ts[a:-1], all_vs[a:-1]))
+            a = n - 1
+        rest = n - a
+        self._tbase[sid] = all_ts[a]
+        self._bts[sid, :rest] = (all_ts[a:] - all_ts[a]).astype(np.int32)
+        self._bvs[sid, :rest] = all_vs[a:]
         self._fill[sid] = rest
         self._first[sid] = min(int(self._first[sid]), int(all_ts[0]))
         self._last[sid] = int(all_ts[-1])
@@ -212,14 +219,14 @@ class Head:
             lb = self._labels[sid]
             if lb is None:
                 return None
-            closed = [c for c in self._chunks[sid] if c.maxt >= mint and c.mint <= maxt]
+            closed = self._closed.overlapping(sid, mint, maxt)
             f = int(self._fill[sid])
-            bts = self._bts[sid, :f].copy()
+            bts = self._open_ts(sid)
             bvs = self._bvs[sid, :f].copy()
         parts_t: list[I64] = []
         parts_v: list[F64] = []
         for c in closed:
-            t, v = chunks.decode(c.data)
+            t, v = chunks.decode(c)
             parts_t.append(t)
             parts_v.append(v)
         parts_t.append(bts)
@@ -251,21 +258,22 @@ class Head:
             for sid, lb in enumerate(self._labels):
                 if lb is None:
                     continue
-                chs = self._chunks[sid]
-                if chs and chs[0].maxt < mint:
-                    self._chunks[sid] = chs = [c for c in chs if c.maxt >= mint]
+                closed = self._closed
+                closed.drop_before(sid, mint)
+                has_chunks = closed.count(sid) > 0
                 f = int(self._fill[sid])
-                if f and self._bts[sid, f - 1] < mint and not chs:
+                if f and self._tbase[sid] + int(self._bts[sid, f - 1]) < mint and not has_chunks:
                     self._fill[sid] = 0
                     f = 0
-                if not chs and f == 0:
+                if not has_chunks and f == 0:
                     self._labels[sid] = None
                     del self._by_labels[lb]
                     self._first[sid] = I64_MAX
                     self._last[sid] = I64_MIN
                     removed += 1
                     continue
-                self._first[sid] = chs[0].mint if chs else int(self._bts[sid, 0])
+                fm = closed.first_mint(sid)
+                self._first[sid] = fm if fm is not None else int(self._tbase[sid])
             if removed:
                 self.num_series -= removed
                 self.postings.rebuild(

@@ -166,3 +166,19 @@ def test_restart_round_trip_bit_exact(tmp_path: Path, vals: list[float], gaps: l
         assert len(got) == 1
         assert got[0].ts.tolist() == t.tolist()
         assert got[0].vs.view(np.uint64).tolist() == v.view(np.uint64).tolist()
+
+
+def test_sparse_samples_beyond_int32_offsets() -> None:
+    db = DB.open(None, DBOptions(chunk_capacity=4))
+    s = lb(__name__="sparse")
+    day = 86_400_000
+    t = [0, 30 * day, 31 * day, 90 * day, 400 * day, 401 * day, 800 * day]
+    for i, x in enumerate(t):
+        app = db.appender()
+        app.append(s, ts(x), arr(i))
+        app.commit()
+    app = db.appender()
+    app.append(s, ts(900 * day, 1000 * day, 1100 * day), arr(7, 8, 9))
+    app.commit()
+    got = select(db, Matcher.eq("__name__", "sparse"))[s]
+    assert got == [(x, float(i)) for i, x in enumerate([*t, 900 * day, 1000 * day, 1100 * day])]

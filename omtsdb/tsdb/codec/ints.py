@@ -26,26 +26,56 @@ def unzigzag(u: U64) -> I64:
     return (u >> np.uint64(1)).view(np.int64) ^ -(s & 1)
 
 
+def _bitpack(u: U64, width: int) -> bytes:
+    bits = np.unpackbits(u.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    return np.packbits(bits[:, :width].reshape(-1), bitorder="little").tobytes()
+
+
+def _bitunpack(data: bytes, n: int, width: int) -> U64:
+    need = (n * width + 7) // 8
+    if len(data) != need:
+        raise CorruptionError("bit-packed integers: bad length")
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
+    full = np.zeros((n, 64), np.uint8)
+    full[:, :width] = bits.reshape(n, width)
+    return np.packbits(full, axis=1, bitorder="little").view("<u8").reshape(n).astype(np.uint64)
+
+
 def pack_u64(u: U64) -> bytes:
-    """``width u8 | zstd u8 | data``: fixed byte width, zstd'd when that is smaller."""
+    """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
+    2 bit-packed at the exact width. The smallest wins."""
     mx = int(u.max()) if u.size else 0
-    width = next(w for w in _WIDTHS if mx < 1 << (8 * w))
-    raw = u.astype(_DT[width]).tobytes()
+    if mx == 0:
+        return bytes((0, 0))
+    bw = next(w for w in _WIDTHS if mx < 1 << (8 * w))
+    raw = u.astype(_DT[bw]).tobytes()
+    best = bytes((0, bw)) + raw
     if len(raw) > 32:
         z = _ZC.compress(raw)
-        if len(z) < len(raw):
-            return bytes((width, 1)) + z
-    return bytes((width, 0)) + raw
+        if len(z) + 2 < len(best):
+            best = bytes((1, bw)) + z
+    width = mx.bit_length()
+    if width % 8 and (u.size * width + 7) // 8 + 2 < len(best):
+        best = bytes((2, width)) + _bitpack(u, width)
+    return best
 
 
 def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
     if len(buf) < 2:
         raise CorruptionError("packed integers: short header")
-    width, z = buf[0], buf[1]
-    if width not in _DT:
-        raise CorruptionError("packed integers: bad width")
+    mode, width = buf[0], buf[1]
     data = bytes(buf[2:])
-    if z:
+    if mode == 0 and width == 0:
+        if data:
+            raise CorruptionError("packed integers: bad length")
+        return np.zeros(n, np.uint64)
+    if mode == 2:
+        if not 1 <= width <= 64:
+            raise CorruptionError("packed integers: bad width")
+        return _bitunpack(data, n, width)
+    if width not in _DT or mode not in (0, 1):
+        raise CorruptionError("packed integers: bad header")
+    if mode == 1:
         try:
             data = _ZD.decompress(data, max_output_size=n * width)
         except zstandard.ZstdError as e:
