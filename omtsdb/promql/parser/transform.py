@@ -1,0 +1,441 @@
+"""Lark parse tree -> frozen AST, with Prometheus's parse-time type checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NoReturn
+
+from lark import Token, Transformer, v_args
+from lark.tree import Meta
+
+from omtsdb.errors import ParseError
+from omtsdb.model.labels import METRIC_NAME
+from omtsdb.model.matchers import Matcher, MatchType
+from omtsdb.promql.parser import ast
+from omtsdb.promql.parser.ast import (
+    AggregateExpr,
+    AtModifier,
+    BinaryExpr,
+    Call,
+    Cardinality,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    PosRange,
+    StringLiteral,
+    SubqueryExpr,
+    UnaryExpr,
+    ValueType,
+    VectorMatching,
+    VectorSelector,
+)
+from omtsdb.promql.parser.durations import parse_duration
+from omtsdb.promql.parser.functions import AGGREGATIONS, EXPERIMENTAL_AGGREGATIONS, FUNCTIONS
+from omtsdb.promql.parser.strings import unquote
+from omtsdb.promql.parser.types import expr_type
+
+COMPARISON = frozenset({"==", "!=", "<", "<=", ">", ">="})
+SET_OPS = frozenset({"and", "or", "unless"})
+
+
+class SemanticError(Exception):
+    def __init__(self, msg: str, pos: PosRange) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.pos = pos
+
+
+def _fail(msg: str, pos: PosRange) -> NoReturn:
+    raise SemanticError(msg, pos)
+
+
+def _pos(meta: Meta) -> PosRange:
+    if getattr(meta, "empty", True):
+        return ast.NOPOS
+    return PosRange(meta.start_pos, meta.end_pos)
+
+
+def parse_number(text: str) -> float:
+    low = text.lower()
+    if low in ("inf", "+inf"):
+        return math.inf
+    if low == "nan":
+        return math.nan
+    if low.startswith("0x"):
+        return float(int(low, 16))
+    return float(text.replace("_", ""))
+
+
+@v_args(meta=True, inline=True)
+class ToAST(Transformer[Token, Expr]):
+    def __init__(self, text: str, experimental: bool) -> None:
+        super().__init__()
+        self.text = text
+        self.experimental = experimental
+
+    def _experimental(self, what: str, pos: PosRange) -> None:
+        if not self.experimental:
+            _fail(f"{what} is experimental and must be enabled with --enable-feature", pos)
+
+    # -- literals -------------------------------------------------------------------------
+    def number(self, meta: Meta, tok: Token) -> NumberLiteral:
+        return NumberLiteral(parse_number(str(tok)), _pos(meta))
+
+    def duration_number(self, meta: Meta, tok: Token) -> NumberLiteral:
+        return NumberLiteral(parse_duration(str(tok)) / 1000.0, _pos(meta))
+
+    def string(self, meta: Meta, tok: Token) -> str:
+        try:
+            return unquote(str(tok))
+        except ValueError as e:
+            _fail(str(e), _pos(meta))
+
+    def string_lit(self, meta: Meta, s: str) -> StringLiteral:
+        return StringLiteral(s, _pos(meta))
+
+    def paren(self, meta: Meta, e: Expr) -> ParenExpr:
+        return ParenExpr(e, _pos(meta))
+
+    # -- selectors --------------------------------------------------------------------------
+    def label_name(self, meta: Meta, x: Any) -> str:
+        name = str(x)
+        if isinstance(x, Token) and x.type == "IDENTIFIER" and ":" in name:
+            _fail(f'unexpected character in label name: "{name}"', _pos(meta))
+        return name
+
+    def keyword(self, meta: Meta, tok: Token) -> str:
+        return str(tok)
+
+    def label_matcher(self, meta: Meta, name: str, op: Token, value: str) -> Matcher:
+        try:
+            return Matcher(MatchType(str(op)), name, value)
+        except Exception as e:  # invalid regex
+            _fail(str(e), _pos(meta))
+
+    def quoted_metric_name(self, meta: Meta, name: str) -> Matcher:
+        return Matcher(MatchType.EQ, METRIC_NAME, name)
+
+    def label_matchers(self, meta: Meta, *ms: Matcher | None) -> list[Matcher]:
+        return [m for m in ms if m is not None]
+
+    def vector_selector(self, meta: Meta, *parts: Any) -> VectorSelector:
+        pos = _pos(meta)
+        name = ""
+        matchers: list[Matcher] = []
+        if parts and isinstance(parts[0], Token):
+            name = str(parts[0])
+            matchers = list(parts[1] or [])
+        elif parts:
+            matchers = list(parts[0] or [])
+        names_in = [m for m in matchers if m.name == METRIC_NAME and m.type is MatchType.EQ]
+        if name:
+            if names_in:
+                _fail(f'metric name must not be set twice: "{name}" or "{names_in[0].value}"', pos)
+            matchers.insert(0, Matcher(MatchType.EQ, METRIC_NAME, name))
+        elif len(names_in) == 1 and names_in[0] is matchers[0]:
+            name = names_in[0].value
+        if not matchers or all(m.matches_empty for m in matchers):
+            _fail("vector selector must contain at least one non-empty matcher", pos)
+        return VectorSelector(name, tuple(matchers), pos=pos)
+
+    # -- durations --------------------------------------------------------------------------
+    def dur_lit(self, meta: Meta, tok: Token) -> int:
+        return parse_duration(str(tok))
+
+    def dur_num(self, meta: Meta, tok: Token) -> int:
+        v = parse_number(str(tok))
+        if not math.isfinite(v):
+            _fail(f'invalid duration: "{tok}"', _pos(meta))
+        return round(v * 1000)
+
+    def dur_binary(self, meta: Meta, a: int, op: Token, b: int) -> int:
+        self._experimental("duration expressions", _pos(meta))
+        o = str(op)
+        if o == "+":
+            return a + b
+        if o == "-":
+            return a - b
+        if o == "*":
+            return a * b // 1000
+        if o == "/":
+            if b == 0:
+                _fail("division by zero in duration expression", _pos(meta))
+            return a * 1000 // b
+        if o == "%":
+            if b == 0:
+                _fail("modulo by zero in duration expression", _pos(meta))
+            return a % b
+        _fail(f"unexpected operator {o} in duration expression", _pos(meta))
+
+    def dur_step(self, meta: Meta, tok: Token) -> int:
+        _fail("step() in duration expressions is not supported", _pos(meta))
+
+    def dur_range(self, meta: Meta, tok: Token) -> int:
+        _fail("range() in duration expressions is not supported", _pos(meta))
+
+    def range_dur(self, meta: Meta, d: int) -> int:
+        return d
+
+    def offset_dur(self, meta: Meta, sign: Token | None, d: int) -> int:
+        return -d if sign is not None and str(sign) == "-" else d
+
+    # -- postfix modifiers -------------------------------------------------------------------
+    def matrix(self, meta: Meta, e: Expr, rng: int) -> MatrixSelector:
+        pos = _pos(meta)
+        if not isinstance(e, VectorSelector):
+            _fail("ranges only allowed for vector selectors", pos)
+        if e.offset_ms or e.at_ms is not None or e.at_modifier is not None:
+            _fail("no offset or @ modifiers allowed before range", pos)
+        if rng <= 0:
+            _fail(f"range must be greater than 0, got {_fmt_dur(rng)}", pos)
+        return MatrixSelector(e, rng, pos=pos)
+
+    def subquery(self, meta: Meta, e: Expr, rng: int, step: int | None) -> SubqueryExpr:
+        pos = _pos(meta)
+        t = expr_type(e)
+        if t is not ValueType.VECTOR:
+            _fail(f"subquery is only allowed on instant vector, got {t} instead", pos)
+        if step is not None and step <= 0:
+            _fail(f"step must be greater than 0, got {_fmt_dur(step)}", pos)
+        return SubqueryExpr(e, rng, step or 0, pos=pos)
+
+    def offset(self, meta: Meta, e: Expr, _kw: Token, d: int) -> Expr:
+        pos = _pos(meta)
+        target = e.vector_selector if isinstance(e, MatrixSelector) else e
+        if isinstance(target, VectorSelector | SubqueryExpr):
+            if target.offset_ms:
+                _fail("offset may not be set multiple times", pos)
+            return _replace_target(e, offset_ms=d, pos=pos)
+        _fail("offset modifier must be preceded by an instant vector selector or range vector "
+              "selector or a subquery", pos)  # fmt: skip
+
+    def at_value(self, meta: Meta, *parts: Any) -> tuple[int | None, AtModifier | None]:
+        toks = [p for p in parts if p is not None]
+        if len(toks) == 1 and toks[0].type == "AT_FN":
+            return None, AtModifier(str(toks[0]).lower())
+        sign = -1 if len(toks) == 2 and str(toks[0]) == "-" else 1
+        v = parse_number(str(toks[-1])) * sign
+        if not math.isfinite(v):
+            _fail(f"timestamp out of bounds for @ modifier: {v}", _pos(meta))
+        return round(v * 1000), None
+
+    def at(
+        self, meta: Meta, e: Expr, _tok: Token, val: tuple[int | None, AtModifier | None]
+    ) -> Expr:
+        pos = _pos(meta)
+        target = e.vector_selector if isinstance(e, MatrixSelector) else e
+        if isinstance(target, VectorSelector | SubqueryExpr):
+            if target.at_ms is not None or target.at_modifier is not None:
+                _fail("@ <timestamp> may not be set multiple times", pos)
+            return _replace_target(e, at_ms=val[0], at_modifier=val[1], pos=pos)
+        _fail("@ modifier must be preceded by an instant vector selector or range vector "
+              "selector or a subquery", pos)  # fmt: skip
+
+    def anchored(self, meta: Meta, e: Expr, _tok: Token) -> Expr:
+        return self._range_mod(meta, e, "anchored")
+
+    def smoothed(self, meta: Meta, e: Expr, _tok: Token) -> Expr:
+        return self._range_mod(meta, e, "smoothed")
+
+    def _range_mod(self, meta: Meta, e: Expr, which: str) -> Expr:
+        pos = _pos(meta)
+        self._experimental(f"the {which} modifier", pos)
+        target = e.vector_selector if isinstance(e, MatrixSelector) else e
+        if not isinstance(target, VectorSelector):
+            _fail(f"{which} modifier can only be used on vector selectors", pos)
+        return _replace_target(e, pos=pos, **{which: True})
+
+    # -- operators --------------------------------------------------------------------------
+    def label_list(self, meta: Meta, *names: str | None) -> tuple[str, ...]:
+        return tuple(n for n in names if n is not None)
+
+    def group_mod(
+        self, meta: Meta, kw: Token, labels: tuple[str, ...] | None
+    ) -> tuple[str, tuple[str, ...]]:
+        return str(kw).lower(), labels or ()
+
+    def signed_number(self, meta: Meta, sign: Token | None, num: Token) -> float:
+        v = parse_number(str(num))
+        return -v if sign is not None and str(sign) == "-" else v
+
+    def fill_mod(self, meta: Meta, *parts: Any) -> tuple[float | None, float | None]:
+        self._experimental("fill modifiers", _pos(meta))
+        left = right = None
+        items = [p for p in parts if p is not None]
+        for kw, val in zip(items[0::2], items[1::2], strict=True):
+            k = str(kw).lower()
+            if k == "fill":
+                left = right = val
+            elif k == "fill_left":
+                left = val
+            else:
+                right = val
+        return left, right
+
+    def matching(self, meta: Meta, *parts: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"on": False, "labels": (), "group": None, "fill": (None, None),
+                               "has_on": False}  # fmt: skip
+        items = list(parts)
+        if items and isinstance(items[0], Token):
+            out["on"] = str(items[0]).lower() == "on"
+            out["has_on"] = True
+            out["labels"] = items[1]
+            out["group"] = items[2]
+            out["fill"] = items[3] or (None, None)
+        elif items:
+            out["fill"] = items[0]
+        return out
+
+    def bin_mod(
+        self, meta: Meta, bool_tok: Token | None, matching: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {"bool": bool_tok is not None, "matching": matching}
+
+    def binary(
+        self, meta: Meta, lhs: Expr, op_tok: Token, mod: dict[str, Any], rhs: Expr
+    ) -> BinaryExpr:
+        pos = _pos(meta)
+        op = str(op_tok).lower()
+        lt, rt = expr_type(lhs), expr_type(rhs)
+        return_bool = bool(mod["bool"])
+        m = mod["matching"]
+        for t in (lt, rt):
+            if t not in (ValueType.SCALAR, ValueType.VECTOR):
+                _fail("binary expression must contain only scalar and instant vector types", pos)
+        if return_bool and op not in COMPARISON:
+            _fail("bool modifier can only be used on comparison operators", pos)
+        if (
+            op in COMPARISON
+            and lt is ValueType.SCALAR
+            and rt is ValueType.SCALAR
+            and not return_bool
+        ):
+            _fail("comparisons between scalars must use BOOL modifier", pos)
+        both_vec = lt is ValueType.VECTOR and rt is ValueType.VECTOR
+        if op in SET_OPS and not both_vec:
+            _fail(f'set operator "{op}" not allowed in binary scalar expression', pos)
+        matching: VectorMatching | None = None
+        if m is not None and not both_vec and (m["has_on"] or m["group"] is not None):
+            _fail("vector matching only allowed between instant vectors", pos)
+        if both_vec:
+            card = Cardinality.MANY_TO_MANY if op in SET_OPS else Cardinality.ONE_TO_ONE
+            on, labels, include = False, (), ()
+            fill_l = fill_r = None
+            if m is not None:
+                on, labels = m["on"], m["labels"]
+                fill_l, fill_r = m["fill"]
+                if m["group"] is not None:
+                    kind, include = m["group"]
+                    if op in SET_OPS:
+                        _fail(f'no grouping allowed for "{op}" operation', pos)
+                    card = (
+                        Cardinality.MANY_TO_ONE if kind == "group_left" else Cardinality.ONE_TO_MANY
+                    )
+                    if on:
+                        for name in include:
+                            if name in labels:
+                                _fail(
+                                    f'label "{name}" must not occur in ON and GROUP clause at once',
+                                    pos,
+                                )
+            matching = VectorMatching(card, tuple(labels), on, tuple(include), fill_l, fill_r)
+        return BinaryExpr(op, lhs, rhs, matching, return_bool, pos)
+
+    def unary(self, meta: Meta, op: Token, e: Expr) -> Expr:
+        pos = _pos(meta)
+        t = expr_type(e)
+        if t not in (ValueType.SCALAR, ValueType.VECTOR):
+            _fail(
+                "unary expression only allowed on expressions of type scalar or instant vector", pos
+            )
+        return UnaryExpr(str(op), e, pos)
+
+    # -- calls and aggregations ----------------------------------------------------------------
+    def args(self, meta: Meta, *xs: Expr | None) -> list[Expr]:
+        return [x for x in xs if x is not None]
+
+    def call(self, meta: Meta, name_tok: Token, args: list[Expr] | None) -> Call:
+        pos = _pos(meta)
+        name = str(name_tok)
+        fn = FUNCTIONS.get(name)
+        if fn is None:
+            _fail(f'unknown function with name "{name}"', pos)
+        if fn.experimental and not self.experimental:
+            _fail(f'function "{name}" is not enabled', pos)
+        args = args or []
+        n, want = len(args), len(fn.arg_types)
+        if fn.variadic == 0 and n != want:
+            _fail(f'expected {want} argument(s) in call to "{name}", got {n}', pos)
+        if fn.variadic > 0 and not (want - fn.variadic <= n <= want):
+            _fail(f'expected at most {want} argument(s) in call to "{name}", got {n}'
+                  if n > want else
+                  f'expected at least {want - fn.variadic} argument(s) in call to "{name}", got {n}',
+                  pos)  # fmt: skip
+        if fn.variadic < 0 and n < want:
+            _fail(f'expected at least {want} argument(s) in call to "{name}", got {n}', pos)
+        for i, a in enumerate(args):
+            expect = fn.arg_types[min(i, want - 1)]
+            got = expr_type(a)
+            if got is not expect:
+                _fail(f'expected type {expect} in call to function "{name}", got {got}', a.pos)
+        return Call(name, tuple(args), pos)
+
+    def grouping(
+        self, meta: Meta, kw: Token, labels: tuple[str, ...]
+    ) -> tuple[bool, tuple[str, ...]]:
+        return str(kw).lower() == "without", labels
+
+    def aggregation(self, meta: Meta, op_tok: Token, *parts: Any) -> AggregateExpr:
+        pos = _pos(meta)
+        op = str(op_tok).lower()
+        if op in EXPERIMENTAL_AGGREGATIONS and not self.experimental:
+            _fail("limitk() and limit_ratio() are experimental and must be enabled with "
+                  "--enable-feature=promql-experimental-functions", pos)  # fmt: skip
+        grouping = None
+        args: list[Expr] = []
+        for p in parts:
+            if isinstance(p, tuple):
+                grouping = p
+            elif isinstance(p, list):
+                args = p
+        param_type = AGGREGATIONS[op]
+        want = 2 if param_type is not None else 1
+        if len(args) != want:
+            _fail(f"wrong number of arguments for aggregate expression provided, expected "
+                  f"{want}, got {len(args)}", pos)  # fmt: skip
+        body = args[-1]
+        param = args[0] if want == 2 else None
+        bt = expr_type(body)
+        if bt is not ValueType.VECTOR:
+            _fail(f"expected type instant vector in aggregation expression, got {bt}", body.pos)
+        if param is not None and param_type is not None and expr_type(param) is not param_type:
+            _fail(f"expected type {param_type} in aggregation parameter, got {expr_type(param)}",
+                  param.pos)  # fmt: skip
+        without, labels = grouping if grouping is not None else (False, ())
+        return AggregateExpr(op, body, param, labels, without,
+                             by=grouping is not None and not without, pos=pos)  # fmt: skip
+
+
+def _replace_target(e: Expr, pos: PosRange, **kw: Any) -> Expr:
+    import dataclasses
+
+    if isinstance(e, MatrixSelector):
+        return dataclasses.replace(
+            e, vector_selector=dataclasses.replace(e.vector_selector, **kw), pos=pos
+        )
+    return dataclasses.replace(e, pos=pos, **kw)  # type: ignore[type-var]
+
+
+def _fmt_dur(ms: int) -> str:
+    from omtsdb.promql.parser.durations import format_duration
+
+    return format_duration(ms)
+
+
+def semantic_to_parse_error(text: str, e: SemanticError) -> ParseError:
+    start = e.pos.start
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return ParseError(f"{line}:{col}: parse error: {e.msg}", line=line, column=col,
+                      start=start, end=e.pos.end)  # fmt: skip
