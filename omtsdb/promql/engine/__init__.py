@@ -1,0 +1,157 @@
+"""The PromQL engine: ``Engine.instant_query`` / ``Engine.range_query``.
+
+Every node is evaluated for all steps of the query at once (see ``evaluator``); storage is only
+reached through ``storage.interface.Queryable``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from omtsdb.errors import BadDataError
+from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.evaluator import Context, Evaluator
+from omtsdb.promql.parser import parse
+from omtsdb.promql.parser.ast import Expr
+from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
+from omtsdb.storage.interface import Queryable, SeriesData
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOpts:
+    lookback_delta_ms: int = 300_000
+    timeout_s: float = 120.0
+    max_samples: int = 50_000_000
+    max_points_per_series: int = 11_000
+    default_eval_interval_ms: int = 60_000
+    enable_experimental_functions: bool = False
+    enable_experimental_syntax: bool = False
+
+
+class Engine:
+    def __init__(self, opts: EngineOpts | None = None) -> None:
+        self.opts = opts or EngineOpts()
+
+    def _parse(self, query: str | Expr) -> Expr:
+        if isinstance(query, str):
+            exp = self.opts.enable_experimental_functions or self.opts.enable_experimental_syntax
+            return parse(query, experimental=exp)
+        return query
+
+    def _context(self, queryable: Queryable, start: int, end: int, lookback: int | None) -> Context:
+        return Context(
+            queryable,
+            start,
+            end,
+            lookback if lookback is not None else self.opts.lookback_delta_ms,
+            self.opts.max_samples,
+            time.monotonic() + self.opts.timeout_s,
+            self.opts.default_eval_interval_ms,
+        )
+
+    def instant_query(
+        self,
+        queryable: Queryable,
+        query: str | Expr,
+        t_ms: int,
+        *,
+        stats: bool = False,
+        lookback_delta_ms: int | None = None,
+    ) -> Result:
+        t0 = time.perf_counter()
+        expr = self._parse(query)
+        ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
+        ev = Evaluator(ctx, np.array([t_ms], np.int64))
+        v = ev.eval(expr)
+        if isinstance(v, Block):
+            value: Vector | Matrix | Scalar | String = _vector(v, t_ms)
+        elif isinstance(v, str):
+            value = String(t_ms, v)
+        elif isinstance(v, list):
+            value = sorted(v, key=lambda s: s.labels.sort_key())
+        else:
+            value = Scalar(t_ms, float(v[0]))
+        return Result(value, ctx.warnings, ctx.infos, _stats(ctx, t0) if stats else None)
+
+    def range_query(
+        self,
+        queryable: Queryable,
+        query: str | Expr,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        stats: bool = False,
+        lookback_delta_ms: int | None = None,
+    ) -> Result:
+        t0 = time.perf_counter()
+        if step_ms <= 0:
+            raise BadDataError(
+                "zero or negative query resolution step widths are not accepted. "
+                "Try a positive integer"
+            )
+        if end_ms < start_ms:
+            raise BadDataError("end timestamp must not be before start time")
+        if (end_ms - start_ms) // step_ms + 1 > self.opts.max_points_per_series:
+            raise BadDataError(
+                "exceeded maximum resolution of 11,000 points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)"
+            )
+        expr = self._parse(query)
+        from omtsdb.promql.parser.ast import ValueType
+        from omtsdb.promql.parser.types import expr_type
+
+        t = expr_type(expr)
+        if t not in (ValueType.SCALAR, ValueType.VECTOR):
+            raise BadDataError(
+                f'invalid expression type "{t}" for range query, must be Scalar or instant Vector'
+            )
+        times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms)
+        v = Evaluator(ctx, times).eval(expr)
+        if isinstance(v, Block):
+            matrix: Matrix = _matrix(v, times)
+        else:
+            assert isinstance(v, np.ndarray)
+            matrix = [SeriesData(_empty_labels(), times, np.asarray(v, np.float64))]
+        return Result(matrix, ctx.warnings, ctx.infos, _stats(ctx, t0) if stats else None)
+
+
+def _empty_labels():  # type: ignore[no-untyped-def]
+    from omtsdb.model.labels import Labels
+
+    return Labels()
+
+
+def _vector(blk: Block, t: int) -> Vector:
+    out: Vector = []
+    for i, lb in enumerate(blk.labels):
+        if blk.mask[i, 0]:
+            out.append(Sample(lb, t, float(blk.vals[i, 0])))
+    return out
+
+
+def _matrix(blk: Block, times: np.ndarray) -> Matrix:  # type: ignore[type-arg]
+    out: Matrix = []
+    for i, lb in enumerate(blk.labels):
+        m = blk.mask[i]
+        if m.any():
+            out.append(SeriesData(lb, times[m], blk.vals[i][m]))
+    out.sort(key=lambda s: s.labels.sort_key())
+    return out
+
+
+def _stats(ctx: Context, t0: float) -> QueryStats:
+    dt = time.perf_counter() - t0
+    return QueryStats(
+        total_queryable_samples=ctx.samples,
+        peak_samples=ctx.samples,
+        exec_total_time_s=dt,
+        inner_eval_time_s=dt,
+    )
+
+
+__all__ = ["Engine", "EngineOpts"]

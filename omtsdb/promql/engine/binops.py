@@ -1,0 +1,242 @@
+"""Binary operators: scalar/vector arithmetic and comparisons, vector matching, set operators."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from omtsdb.errors import ExecutionError
+from omtsdb.model.labels import METRIC_NAME, Labels
+from omtsdb.model.samples import F64
+from omtsdb.promql.engine.block import Block, BoolArr
+from omtsdb.promql.parser.ast import Cardinality, VectorMatching
+
+ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
+COMPARISON = frozenset({"==", "!=", "<", "<=", ">", ">="})
+
+
+def apply_op(op: str, a: F64, b: F64) -> F64:
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b
+        if op == "%":
+            out: F64 = np.fmod(a, b)
+            return out
+        if op == "^":
+            return np.power(a, b)
+        if op == "atan2":
+            return np.arctan2(a, b)
+        if op == "==":
+            return (a == b).astype(np.float64)
+        if op == "!=":
+            return (a != b).astype(np.float64)
+        if op == "<":
+            return (a < b).astype(np.float64)
+        if op == "<=":
+            return (a <= b).astype(np.float64)
+        if op == ">":
+            return (a > b).astype(np.float64)
+        if op == ">=":
+            return (a >= b).astype(np.float64)
+    raise ExecutionError(f"unknown binary operator {op}")
+
+
+def drop_name(lb: Labels) -> Labels:
+    return lb.drop_metric_name()
+
+
+def scalar_scalar(op: str, a: F64, b: F64) -> F64:
+    return apply_op(op, a, b)
+
+
+def vector_scalar(op: str, v: Block, s: F64, swapped: bool, return_bool: bool) -> Block:
+    """``v op s`` (or ``s op v`` when ``swapped``)."""
+    lhs, rhs = (s[None, :], v.vals) if swapped else (v.vals, s[None, :])
+    res = apply_op(op, lhs, rhs)
+    if op in COMPARISON:
+        if return_bool:
+            return Block([drop_name(lb) for lb in v.labels], res, v.mask.copy())
+        keep = v.mask & (res == 1.0)
+        return Block(list(v.labels), v.vals, keep)
+    return Block([drop_name(lb) for lb in v.labels], res, v.mask.copy())
+
+
+def _signature(lb: Labels, m: VectorMatching) -> Labels:
+    if m.on:
+        return lb.keep(*m.matching_labels)
+    return lb.without(METRIC_NAME, *m.matching_labels)
+
+
+def _side_index(
+    blk: Block, m: VectorMatching, side: str, unique: bool
+) -> tuple[dict[Labels, int], F64, BoolArr, list[Labels]]:
+    """Collapse the series of one side by signature. With ``unique`` the side must have at
+    most one series per signature at each step."""
+    groups: dict[Labels, list[int]] = {}
+    for i, lb in enumerate(blk.labels):
+        groups.setdefault(_signature(lb, m), []).append(i)
+    sigs = list(groups)
+    vals = np.empty((len(sigs), blk.nsteps))
+    mask = np.zeros((len(sigs), blk.nsteps), np.bool_)
+    rep: list[Labels] = []
+    for k, sig in enumerate(sigs):
+        rows = groups[sig]
+        if len(rows) == 1:
+            vals[k], mask[k] = blk.vals[rows[0]], blk.mask[rows[0]]
+            rep.append(blk.labels[rows[0]])
+            continue
+        sub = blk.mask[rows]
+        if unique and (sub.sum(axis=0) > 1).any():
+            step_lbls = [blk.labels[r] for r in rows]
+            raise ExecutionError(
+                f"found duplicate series for the match group {sig} on the {side} hand-side of "
+                f"the operation: [{', '.join(map(str, step_lbls[:2]))}];many-to-many matching "
+                "not allowed: matching labels must be unique on one side"
+            )
+        first = np.argmax(sub, axis=0)
+        vals[k] = blk.vals[np.array(rows)[first], np.arange(blk.nsteps)]
+        mask[k] = sub.any(axis=0)
+        rep.append(blk.labels[rows[0]])
+    return {s: k for k, s in enumerate(sigs)}, vals, mask, rep
+
+
+def _result_labels(
+    lhs: Labels, rhs: Labels, op: str, m: VectorMatching, return_bool: bool
+) -> Labels:
+    lb = lhs
+    if op in ARITH or return_bool:
+        lb = lb.drop_metric_name()
+    if m.card is Cardinality.ONE_TO_ONE:
+        lb = lb.keep(*m.matching_labels) if m.on else lb.without(*m.matching_labels)
+    if m.include:
+        pairs = []
+        drop = []
+        for n in m.include:
+            v = rhs.get(n)
+            if v:
+                pairs.append((n, v))
+            else:
+                drop.append(n)
+        lb = lb.without(*drop).with_pairs(pairs) if (pairs or drop) else lb
+    return lb
+
+
+def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_bool: bool) -> Block:
+    if op in ("and", "or", "unless"):
+        return _set_op(op, lhs, rhs, m)
+    swap = m.card is Cardinality.ONE_TO_MANY
+    many, one = (rhs, lhs) if swap else (lhs, rhs)
+    one_idx, one_vals, one_mask, one_rep = _side_index(
+        one, m, "left" if swap else "right", unique=True
+    )
+    if m.card is Cardinality.ONE_TO_ONE:
+        _side_index(many, m, "left", unique=True)  # raises on duplicates in the "many" side
+    out_labels: list[Labels] = []
+    out_vals: list[F64] = []
+    out_mask: list[BoolArr] = []
+    fill_many = m.fill_right if swap else m.fill_left
+    fill_one = m.fill_left if swap else m.fill_right
+    matched_one: set[int] = set()
+    for i, lb in enumerate(many.labels):
+        k = one_idx.get(_signature(lb, m))
+        if k is None:
+            if fill_one is None:
+                continue
+            ov = np.full(many.nsteps, fill_one)
+            om = np.ones(many.nsteps, np.bool_)
+            orep = lb
+        else:
+            matched_one.add(k)
+            ov, om, orep = one_vals[k], one_mask[k], one_rep[k]
+            if fill_one is not None:
+                ov = np.where(om, ov, fill_one)
+                om = np.ones(many.nsteps, np.bool_)
+        mv, mm = many.vals[i], many.mask[i]
+        if fill_many is not None:
+            mv = np.where(mm, mv, fill_many)
+            mm = np.ones(many.nsteps, np.bool_) & om
+        a, b = (ov, mv) if swap else (mv, ov)
+        res = apply_op(op, a, b)
+        mask = mm & om
+        if op in COMPARISON and not return_bool:
+            mask = mask & (res == 1.0)
+            res = a
+        out_labels.append(
+            _result_labels(lb, orep, op, m, return_bool) if not swap
+            else _result_labels(lb, orep, op, m, return_bool)
+        )  # fmt: skip
+        out_vals.append(res)
+        out_mask.append(mask)
+    if fill_many is not None:
+        for sig, k in one_idx.items():
+            if k in matched_one:
+                continue
+            ov, om = one_vals[k], one_mask[k]
+            mv = np.full(one.nsteps, fill_many)
+            a, b = (ov, mv) if swap else (mv, ov)
+            res = apply_op(op, a, b)
+            mask = om.copy()
+            if op in COMPARISON and not return_bool:
+                mask &= res == 1.0
+                res = a
+            lb = one_rep[k]
+            out_labels.append(_result_labels(lb, lb, op, m, return_bool))
+            out_vals.append(res)
+            out_mask.append(mask)
+            del sig
+    n = lhs.nsteps
+    blk = Block(out_labels, np.array(out_vals).reshape(len(out_labels), n),
+                np.array(out_mask).reshape(len(out_labels), n))  # fmt: skip
+    if m.card is not Cardinality.ONE_TO_ONE:
+        _check_unique_many(blk)
+    return blk
+
+
+def _check_unique_many(blk: Block) -> None:
+    seen: dict[Labels, int] = {}
+    for i, lb in enumerate(blk.labels):
+        j = seen.get(lb)
+        if j is not None and (blk.mask[i] & blk.mask[j]).any():
+            raise ExecutionError(
+                "multiple matches for labels: grouping labels must ensure unique matches"
+            )
+        seen[lb] = i
+
+
+def _set_op(op: str, lhs: Block, rhs: Block, m: VectorMatching) -> Block:
+    rsig: dict[Labels, BoolArr] = {}
+    for i, lb in enumerate(rhs.labels):
+        s = _signature(lb, m)
+        prev = rsig.get(s)
+        rsig[s] = rhs.mask[i] if prev is None else (prev | rhs.mask[i])
+    none = np.zeros(lhs.nsteps, np.bool_)
+    if op == "and":
+        masks = [lhs.mask[i] & rsig.get(_signature(lb, m), none) for i, lb in enumerate(lhs.labels)]
+        return Block(list(lhs.labels), lhs.vals, np.array(masks).reshape(lhs.mask.shape))
+    if op == "unless":
+        masks = [
+            lhs.mask[i] & ~rsig.get(_signature(lb, m), none) for i, lb in enumerate(lhs.labels)
+        ]
+        return Block(list(lhs.labels), lhs.vals, np.array(masks).reshape(lhs.mask.shape))
+    # or
+    lsig: dict[Labels, BoolArr] = {}
+    for i, lb in enumerate(lhs.labels):
+        s = _signature(lb, m)
+        prev = lsig.get(s)
+        lsig[s] = lhs.mask[i] if prev is None else (prev | lhs.mask[i])
+    labels = list(lhs.labels)
+    vals = [lhs.vals]
+    masks = [lhs.mask]
+    for i, lb in enumerate(rhs.labels):
+        taken = lsig.get(_signature(lb, m), none)
+        labels.append(lb)
+        vals.append(rhs.vals[i : i + 1])
+        masks.append((rhs.mask[i] & ~taken)[None, :])
+    n = lhs.nsteps
+    return Block(labels, np.concatenate(vals).reshape(len(labels), n),
+                 np.concatenate(masks).reshape(len(labels), n))  # fmt: skip

@@ -1,0 +1,245 @@
+"""Function calls: dispatch to rollups, element-wise kernels and the label/histogram functions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from omtsdb.errors import ExecutionError
+from omtsdb.model.labels import BUCKET_LABEL, METRIC_NAME, Labels, is_valid_label_name
+from omtsdb.model.matchers import compile_anchored
+from omtsdb.model.samples import F64
+from omtsdb.promql.engine.block import Block
+from omtsdb.promql.functions.histogram import bucket_quantile
+from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
+from omtsdb.promql.functions.rollups import ROLLUPS
+from omtsdb.promql.parser.ast import Call, Expr, ParenExpr, StringLiteral, VectorSelector
+
+if TYPE_CHECKING:
+    from omtsdb.promql.engine.evaluator import Evaluator, Value
+
+KEEP_NAME = frozenset({"last_over_time", "first_over_time"})
+COUNTER_FUNCS = frozenset({"rate", "increase", "irate", "resets"})
+
+
+def _drop(blk: Block) -> Block:
+    return Block([lb.drop_metric_name() for lb in blk.labels], blk.vals, blk.mask)
+
+
+def _strip(e: Expr) -> Expr:
+    while isinstance(e, ParenExpr):
+        e = e.expr
+    return e
+
+
+def _string(e: Expr) -> str:
+    e = _strip(e)
+    if not isinstance(e, StringLiteral):
+        raise ExecutionError("expected a string literal")
+    return e.value
+
+
+def call_function(ev: Evaluator, e: Call) -> Value:
+    name = e.func
+    args = e.args
+    n = ev.n
+    if name in ROLLUPS:
+        if name == "quantile_over_time":
+            q = ev.eval_scalar(args[0])
+            blk = ev.rollup(name, args[1], (q,))
+        else:
+            extra = tuple(ev.eval_scalar(a) for a in args[1:])
+            blk = ev.rollup(name, args[0], extra)
+        if name in COUNTER_FUNCS:
+            _counter_info(ev, args[0], name)
+        return blk if name in KEEP_NAME else _drop(blk).check_unique()
+    if name in ("absent_over_time", "absent"):
+        from omtsdb.promql.engine.evaluator import absent_labels
+
+        if name == "absent":
+            inner = ev.eval_block(args[0])
+        else:
+            inner = ev.rollup("count_over_time", args[0], ())
+        any_present = inner.mask.any(axis=0) if len(inner) else np.zeros(n, np.bool_)
+        return Block([absent_labels(args[0])], np.ones((1, n)), ~any_present[None, :]).compact()
+    if name in ELEMENTWISE:
+        if name in ("year", "month", "day_of_month", "day_of_week", "day_of_year",
+                    "days_in_month", "hour", "minute") and not args:  # fmt: skip
+            return Block([Labels()], ELEMENTWISE[name](ev.times[None, :] / 1000.0),
+                         np.ones((1, n), np.bool_))  # fmt: skip
+        blk = ev.eval_block(args[0])
+        return _drop(Block(blk.labels, ELEMENTWISE[name](blk.vals), blk.mask)).check_unique()
+    if name == "timestamp":
+        a = _strip(args[0])
+        if isinstance(a, VectorSelector):
+            blk = ev.instant_selector(a, want_ts=True)
+        else:
+            inner = ev.eval_block(a)
+            blk = Block(inner.labels, np.broadcast_to(ev.times / 1000.0, inner.vals.shape).copy(),
+                        inner.mask)  # fmt: skip
+        return _drop(blk).check_unique()
+    if name in ("clamp", "clamp_min", "clamp_max"):
+        blk = ev.eval_block(args[0])
+        if name == "clamp":
+            lo, hi = ev.eval_scalar(args[1]), ev.eval_scalar(args[2])
+            vals = clamp(blk.vals, lo[None, :], hi[None, :])
+            empty = lo > hi
+            mask = blk.mask & ~empty[None, :]
+        else:
+            b = ev.eval_scalar(args[1])[None, :]
+            with np.errstate(all="ignore"):
+                vals = np.maximum(blk.vals, b) if name == "clamp_min" else np.minimum(blk.vals, b)
+            vals = np.where(np.isnan(b) | np.isnan(blk.vals), np.nan, vals)
+            mask = blk.mask
+        return _drop(Block(blk.labels, vals, mask)).compact().check_unique()
+    if name == "round":
+        blk = ev.eval_block(args[0])
+        to = ev.eval_scalar(args[1]) if len(args) > 1 else np.ones(n)
+        return _drop(Block(blk.labels, round_to(blk.vals, to[None, :]), blk.mask)).check_unique()
+    if name == "scalar":
+        blk = ev.eval_block(args[0])
+        cnt = blk.mask.sum(axis=0) if len(blk) else np.zeros(n)
+        out = np.full(n, np.nan)
+        one = cnt == 1
+        if one.any():
+            row = np.argmax(blk.mask, axis=0)
+            out[one] = blk.vals[row[one], np.flatnonzero(one)]
+        return out
+    if name == "vector":
+        s = ev.eval_scalar(args[0])
+        return Block([Labels()], s[None, :].copy(), np.ones((1, n), np.bool_))
+    if name == "time":
+        out_t: F64 = ev.times / 1000.0
+        return out_t
+    if name == "pi":
+        return np.full(n, np.pi)
+    if name in ("sort", "sort_desc", "sort_by_label", "sort_by_label_desc"):
+        blk = ev.eval_block(args[0])
+        return _sorted(blk, name, [_string(a) for a in args[1:]])
+    if name == "label_replace":
+        blk = ev.eval_block(args[0])
+        dst, repl, src, rx = (_string(a) for a in args[1:5])
+        return label_replace(blk, dst, repl, src, rx)
+    if name == "label_join":
+        blk = ev.eval_block(args[0])
+        dst, sep = _string(args[1]), _string(args[2])
+        srcs = [_string(a) for a in args[3:]]
+        if not is_valid_label_name(dst):
+            raise ExecutionError(f"invalid destination label name in label_join(): {dst}")
+        labels = [lb.set(dst, sep.join(lb.get(s) for s in srcs)) for lb in blk.labels]
+        return Block(labels, blk.vals, blk.mask).check_unique()
+    if name == "histogram_quantile":
+        q = ev.eval_scalar(args[0])
+        blk = ev.eval_block(args[1])
+        return _histogram_quantile(ev, q, blk)
+    raise ExecutionError(f"function {name}() is not supported")
+
+
+def _counter_info(ev: Evaluator, arg: Expr, fn: str) -> None:
+    a = _strip(arg)
+    from omtsdb.promql.parser.ast import MatrixSelector
+
+    if isinstance(a, MatrixSelector):
+        name = a.vector_selector.name
+        if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):
+            msg = (f'PromQL info: metric might not be a counter, name does not end in '
+                   f'_total/_sum/_count/_bucket: "{name}"')  # fmt: skip
+            if msg not in ev.ctx.infos:
+                ev.ctx.infos.append(msg)
+
+
+def _sorted(blk: Block, name: str, label_args: list[str]) -> Block:
+    blk = blk.compact()
+    if name in ("sort", "sort_desc"):
+        v = blk.vals[:, 0] if blk.nsteps else np.zeros(len(blk))
+        nan = np.isnan(v)
+        key = np.where(nan, 0.0, v)
+        order = np.lexsort((-key if name == "sort_desc" else key, nan)).tolist()
+        out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
+        out.sort_order = list(range(len(order)))
+        return out
+    keys = [tuple(lb.get(n) for n in label_args) + (lb.sort_key(),) for lb in blk.labels]
+    order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=name.endswith("_desc"))
+    out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
+    out.sort_order = list(range(len(order)))
+    return out
+
+
+def label_replace(blk: Block, dst: str, repl: str, src: str, rx: str) -> Block:
+    try:
+        pred = compile_anchored(rx)
+    except Exception:
+        raise ExecutionError(f"invalid regular expression in label_replace(): {rx}") from None
+    del pred
+    if not is_valid_label_name(dst):
+        raise ExecutionError(f"invalid destination label name in label_replace(): {dst}")
+    import re2
+
+    opts = re2.Options()
+    opts.dot_nl = True
+    compiled = re2.compile("^(?:" + rx + ")$", options=opts)
+    labels = []
+    for lb in blk.labels:
+        m = compiled.match(lb.get(src))
+        if m is None:
+            labels.append(lb)
+            continue
+        val = _expand(repl, m)
+        labels.append(lb.set(dst, val) if val else lb.without(dst))
+    return Block(labels, blk.vals, blk.mask).check_unique()
+
+
+def _expand(template: str, m: object) -> str:
+    """Go's ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
+    import re
+
+    groups = m.groups()  # type: ignore[attr-defined]
+    named = m.groupdict()  # type: ignore[attr-defined]
+
+    def sub(mo: re.Match[str]) -> str:
+        tok = mo.group(1) or mo.group(2)
+        if tok == "$":
+            return "$"
+        if tok.isdigit():
+            i = int(tok)
+            if i == 0:
+                return m.group(0)  # type: ignore[attr-defined,no-any-return]
+            return (groups[i - 1] or "") if i <= len(groups) else ""
+        return named.get(tok) or ""
+
+    return re.sub(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+|\$))", sub, template)
+
+
+def _histogram_quantile(ev: Evaluator, q: F64, blk: Block) -> Block:
+    groups: dict[Labels, list[tuple[float, int]]] = {}
+    for i, lb in enumerate(blk.labels):
+        le = lb.get(BUCKET_LABEL)
+        if not le:
+            continue
+        try:
+            from omtsdb.model.exposition.floats import parse_float
+
+            ub = parse_float(le)
+        except ValueError:
+            continue
+        key = lb.without(BUCKET_LABEL, METRIC_NAME)
+        groups.setdefault(key, []).append((ub, i))
+    labels, vals, masks = [], [], []
+    for key, items in groups.items():
+        upper = np.array([u for u, _ in items])
+        rows = [r for _, r in items]
+        out, ok, fixed = bucket_quantile(q, upper, blk.vals[rows], blk.mask[rows])
+        if fixed:
+            msg = ("PromQL info: input to histogram_quantile needed to be fixed for "
+                   "monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/"
+                   "functions/#histogram_quantile) for metric name "
+                   f'"{blk.labels[rows[0]].name}"')  # fmt: skip
+            if msg not in ev.ctx.infos:
+                ev.ctx.infos.append(msg)
+        labels.append(key)
+        vals.append(out)
+        masks.append(ok)
+    n = ev.n
+    return Block(labels, np.array(vals).reshape(len(labels), n),
+                 np.array(masks).reshape(len(labels), n)).compact()  # fmt: skip

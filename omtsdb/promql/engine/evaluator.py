@@ -1,0 +1,299 @@
+"""The evaluator: every node is evaluated for all steps of the query at once."""
+
+from __future__ import annotations
+
+import time
+from typing import Union
+
+import numpy as np
+
+from omtsdb.errors import BadDataError, ExecutionError, QueryTimeoutError, TooManySamplesError
+from omtsdb.model.labels import METRIC_NAME, Labels
+from omtsdb.model.matchers import MatchType
+from omtsdb.model.samples import F64, I64, stale_mask
+from omtsdb.promql.engine import binops
+from omtsdb.promql.engine.aggregate import aggregate
+from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.calls import call_function
+from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows, windows
+from omtsdb.promql.parser.ast import (
+    AggregateExpr,
+    AtModifier,
+    BinaryExpr,
+    Call,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    StringLiteral,
+    SubqueryExpr,
+    UnaryExpr,
+    VectorMatching,
+    VectorSelector,
+)
+from omtsdb.storage.interface import Queryable, SeriesData
+
+Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
+
+
+class Context:
+    """What all evaluators of one query share: storage, limits, annotations."""
+
+    def __init__(self, queryable: Queryable, start: int, end: int, lookback: int,
+                 max_samples: int, deadline: float, default_step: int) -> None:  # fmt: skip
+        self.queryable = queryable
+        self.start = start
+        self.end = end
+        self.lookback = lookback
+        self.max_samples = max_samples
+        self.deadline = deadline
+        self.default_step = default_step
+        self.samples = 0
+        self.warnings: list[str] = []
+        self.infos: list[str] = []
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise QueryTimeoutError("query timed out in expression evaluation")
+
+    def select(self, vs: VectorSelector, mint: int, maxt: int) -> list[SeriesData]:
+        q = self.queryable.querier(mint, maxt)
+        try:
+            got = q.select(vs.matchers, mint, maxt)
+        finally:
+            q.close()
+        self.samples += sum(len(s) for s in got)
+        if self.samples > self.max_samples:
+            raise TooManySamplesError()
+        return got
+
+
+class Evaluator:
+    def __init__(self, ctx: Context, times: I64) -> None:
+        self.ctx = ctx
+        self.times = times
+
+    @property
+    def n(self) -> int:
+        return int(self.times.size)
+
+    # -- entry --------------------------------------------------------------------------------
+    def eval(self, e: Expr) -> Value:
+        self.ctx.check_time()
+        if isinstance(e, NumberLiteral):
+            return np.full(self.n, e.value)
+        if isinstance(e, StringLiteral):
+            return e.value
+        if isinstance(e, ParenExpr):
+            return self.eval(e.expr)
+        if isinstance(e, UnaryExpr):
+            v = self.eval(e.expr)
+            if e.op == "+":
+                return v
+            if isinstance(v, Block):
+                return Block([lb.drop_metric_name() for lb in v.labels], -v.vals, v.mask)
+            assert isinstance(v, np.ndarray)
+            return -v
+        if isinstance(e, VectorSelector):
+            return self.instant_selector(e)
+        if isinstance(e, MatrixSelector):
+            return self.range_series(e)
+        if isinstance(e, SubqueryExpr):
+            return self.subquery_series(e)
+        if isinstance(e, Call):
+            return call_function(self, e)
+        if isinstance(e, AggregateExpr):
+            return self.aggregation(e)
+        if isinstance(e, BinaryExpr):
+            return self.binary(e)
+        raise ExecutionError(f"cannot evaluate {type(e).__name__}")
+
+    def eval_block(self, e: Expr) -> Block:
+        v = self.eval(e)
+        if not isinstance(v, Block):
+            raise ExecutionError("expected an instant vector")
+        return v
+
+    def eval_scalar(self, e: Expr) -> F64:
+        v = self.eval(e)
+        if not isinstance(v, np.ndarray):
+            raise ExecutionError("expected a scalar")
+        return v
+
+    # -- time helpers ---------------------------------------------------------------------------
+    def effective_times(self, offset: int, at_ms: int | None, at_mod: AtModifier | None) -> I64:
+        if at_ms is not None:
+            base = np.full(self.n, at_ms, np.int64)
+        elif at_mod is AtModifier.START:
+            base = np.full(self.n, self.ctx.start, np.int64)
+        elif at_mod is AtModifier.END:
+            base = np.full(self.n, self.ctx.end, np.int64)
+        else:
+            base = self.times
+        out: I64 = base - offset
+        return out
+
+    # -- selectors ------------------------------------------------------------------------------
+    def instant_selector(self, vs: VectorSelector, want_ts: bool = False) -> Block:
+        t = self.effective_times(vs.offset_ms, vs.at_ms, vs.at_modifier)
+        lb = self.ctx.lookback
+        if t.size == 0:
+            return Block.empty(0)
+        series = self.ctx.select(vs, int(t.min()) - lb + 1, int(t.max()))
+        labels: list[Labels] = []
+        vals = np.empty((len(series), self.n))
+        mask = np.zeros((len(series), self.n), np.bool_)
+        for i, s in enumerate(series):
+            idx = np.searchsorted(s.ts, t, "right") - 1
+            ok = idx >= 0
+            idx = np.maximum(idx, 0)
+            ok &= s.ts[idx] > t - lb
+            v = s.vs[idx]
+            ok &= ~stale_mask(v)
+            vals[i] = s.ts[idx] / 1000.0 if want_ts else v
+            mask[i] = ok
+            labels.append(s.labels)
+        return Block(labels, vals, mask).compact()
+
+    def _raw_range(self, ms: MatrixSelector, t: I64) -> list[SeriesData]:
+        vs = ms.vector_selector
+        series = self.ctx.select(vs, int(t.min()) - ms.range_ms + 1, int(t.max()))
+        out = []
+        for s in series:
+            keep = ~stale_mask(s.vs)
+            out.append(s if keep.all() else SeriesData(s.labels, s.ts[keep], s.vs[keep]))
+        return out
+
+    def range_series(self, ms: MatrixSelector) -> list[SeriesData]:
+        """A range vector at the (single) evaluation time: raw samples of each window."""
+        vs = ms.vector_selector
+        t = self.effective_times(vs.offset_ms, vs.at_ms, vs.at_modifier)
+        if t.size != 1:
+            raise BadDataError("a range vector can only be evaluated in an instant query")
+        out = []
+        for s in self._raw_range(ms, t):
+            lo = int(np.searchsorted(s.ts, t[0] - ms.range_ms, "right"))
+            hi = int(np.searchsorted(s.ts, t[0], "right"))
+            if hi > lo:
+                out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
+        return out
+
+    def subquery_inner(self, sq: SubqueryExpr, t: I64) -> list[SeriesData]:
+        """Evaluate the subquery's expression on its own step grid covering every window."""
+        step = sq.step_ms or self.ctx.default_step
+        first = int(t.min()) - sq.range_ms
+        start = -(-first // step) * step  # first multiple of step >= first
+        end = int(t.max())
+        if end < start:
+            return []
+        grid = np.arange(start, end + 1, step, dtype=np.int64)
+        inner = Evaluator(self.ctx, grid)
+        blk = inner.eval_block(sq.expr)
+        out = []
+        for i, lb in enumerate(blk.labels):
+            m = blk.mask[i]
+            if m.any():
+                out.append(SeriesData(lb, grid[m], blk.vals[i][m]))
+        return out
+
+    def subquery_series(self, sq: SubqueryExpr) -> list[SeriesData]:
+        t = self.effective_times(sq.offset_ms, sq.at_ms, sq.at_modifier)
+        if t.size != 1:
+            raise BadDataError("a range vector can only be evaluated in an instant query")
+        out = []
+        for s in self.subquery_inner(sq, t):
+            lo = int(np.searchsorted(s.ts, t[0] - sq.range_ms, "right"))
+            hi = int(np.searchsorted(s.ts, t[0], "right"))
+            if hi > lo:
+                out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
+        return out
+
+    def range_input(self, e: Expr) -> tuple[list[SeriesData], I64, int]:
+        """Series, window end times and range for a range-vector function argument."""
+        if isinstance(e, ParenExpr):
+            return self.range_input(e.expr)
+        if isinstance(e, MatrixSelector):
+            vs = e.vector_selector
+            t = self.effective_times(vs.offset_ms, vs.at_ms, vs.at_modifier)
+            return self._raw_range(e, t), t, e.range_ms
+        if isinstance(e, SubqueryExpr):
+            t = self.effective_times(e.offset_ms, e.at_ms, e.at_modifier)
+            return self.subquery_inner(e, t), t, e.range_ms
+        raise ExecutionError("expected a range vector")
+
+    def rollup(self, name: str, e: Expr, args: tuple[F64, ...]) -> Block:
+        series, t, rng = self.range_input(e)
+        fn = ROLLUPS[name]
+        labels: list[Labels] = []
+        vals = np.empty((len(series), self.n))
+        mask = np.zeros((len(series), self.n), np.bool_)
+        for i, s in enumerate(series):
+            w = windows(s.ts, s.vs, t, rng)
+            width = int((w.hi - w.lo).max()) if w.lo.size else 0
+            if width * self.n <= MAX_CELLS or width == 0:
+                v, m = fn(w, args)
+            else:  # bound the gathered window matrix: evaluate in step chunks
+                chunk = max(1, MAX_CELLS // width)
+                parts_v, parts_m = [], []
+                for a in range(0, self.n, chunk):
+                    sl = slice(a, a + chunk)
+                    sub = Windows(w.ts, w.vs, w.lo[sl], w.hi[sl], w.t[sl], rng)
+                    pv, pm = fn(sub, tuple(x[sl] for x in args))
+                    parts_v.append(pv)
+                    parts_m.append(pm)
+                v, m = np.concatenate(parts_v), np.concatenate(parts_m)
+            vals[i] = v
+            mask[i] = m
+            labels.append(s.labels)
+            self.ctx.check_time()
+        return Block(labels, vals, mask).compact()
+
+    # -- operators --------------------------------------------------------------------------
+    def aggregation(self, e: AggregateExpr) -> Block:
+        blk = self.eval_block(e.expr)
+        param: F64 | str | None = None
+        if e.param is not None:
+            p = self.eval(e.param)
+            if isinstance(p, Block):
+                raise ExecutionError("aggregation parameter must be a scalar")
+            param = p if isinstance(p, str) else np.asarray(p)
+        return aggregate(e.op, blk, param, e.grouping, e.without).compact()
+
+    def binary(self, e: BinaryExpr) -> Value:
+        lhs = self.eval(e.lhs)
+        rhs = self.eval(e.rhs)
+        if isinstance(lhs, np.ndarray) and isinstance(rhs, np.ndarray):
+            return binops.scalar_scalar(e.op, lhs, rhs)
+        if isinstance(lhs, Block) and isinstance(rhs, np.ndarray):
+            return binops.vector_scalar(e.op, lhs, rhs, False, e.return_bool).compact()
+        if isinstance(lhs, np.ndarray) and isinstance(rhs, Block):
+            return binops.vector_scalar(e.op, rhs, lhs, True, e.return_bool).compact()
+        if isinstance(lhs, Block) and isinstance(rhs, Block):
+            m = e.matching or VectorMatching()
+            return binops.vector_vector(e.op, lhs, rhs, m, e.return_bool).compact().check_unique()
+        raise ExecutionError("invalid operands for binary expression")
+
+
+def absent_labels(e: Expr) -> Labels:
+    """Labels of absent()/absent_over_time() output: the selector's equality matchers."""
+    while isinstance(e, ParenExpr):
+        e = e.expr
+    vs: VectorSelector | None = None
+    if isinstance(e, VectorSelector):
+        vs = e
+    elif isinstance(e, MatrixSelector):
+        vs = e.vector_selector
+    if vs is None:
+        return Labels()
+    pairs: dict[str, str] = {}
+    dup: set[str] = set()
+    for m in vs.matchers:
+        if m.name == METRIC_NAME:
+            continue
+        if m.type is MatchType.EQ:
+            if m.name in pairs:
+                dup.add(m.name)
+            pairs[m.name] = m.value
+    for d in dup:
+        del pairs[d]
+    return Labels(pairs)

@@ -1,0 +1,1 @@
+"""PromQL function kernels: pure functions over numpy arrays (see ``rollups``)."""
