@@ -67,7 +67,7 @@ def _string(s: str, i: int) -> tuple[str, int]:
     raise _err(s, i, "unterminated quoted string")
 
 
-def parse_selector(text: str) -> list[Matcher]:
+def parse_selector(text: str, *, allow_empty: bool = False) -> list[Matcher]:
     """Parse a series selector into matchers. Raises ParseError."""
     s = text
     i = _ws(s, 0)
@@ -110,8 +110,8 @@ def parse_selector(text: str) -> list[Matcher]:
         i = _ws(s, i + 1)
     if i != len(s):
         raise _err(s, i, f"unexpected {s[i]!r}")
-    if not matchers:
-        raise _err(s, 0, "vector selector must contain at least one non-empty matcher")
-    if all(m.matches_empty for m in matchers):
+    if allow_empty:
+        return matchers
+    if not matchers or all(m.matches_empty for m in matchers):
         raise _err(s, 0, "vector selector must contain at least one non-empty matcher")
     return matchers

@@ -22,7 +22,7 @@ from lark.exceptions import (
 from omtsdb.errors import OmtsdbError, ParseError
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import MatchType
-from omtsdb.promql.parser.ast import Expr, ValueType, VectorSelector
+from omtsdb.promql.parser.ast import Expr, ValueType
 from omtsdb.promql.parser.durations import format_duration, parse_duration
 from omtsdb.promql.parser.printer import format_expr
 from omtsdb.promql.parser.transform import SemanticError, ToAST, semantic_to_parse_error
@@ -118,7 +118,9 @@ def parse(query: str, *, experimental: bool = False) -> Expr:
 
 def parse_metric(text: str) -> Labels:
     """A series like ``foo{a="b"}`` (as in .test ``load`` lines) into Labels."""
-    e = parse(text)
-    if not isinstance(e, VectorSelector) or any(m.type is not MatchType.EQ for m in e.matchers):
+    from omtsdb.model.selector import parse_selector
+
+    ms = parse_selector(text, allow_empty=True)
+    if any(m.type is not MatchType.EQ for m in ms):
         raise ParseError(f"1:1: parse error: not a series description: {text}")
-    return Labels((m.name, m.value) for m in e.matchers)
+    return Labels((m.name, m.value) for m in ms)
