@@ -164,14 +164,69 @@ def _select_k(op: str, blk: Block, param: F64, grouping: tuple[str, ...], withou
                 keep[rows[present[:k]], s] = True
                 continue
             v = sub_v[present, s]
-            if op == "topk":
-                key = np.where(np.isnan(v), -np.inf, v)
-                idx = np.lexsort((np.isnan(v), -key))  # largest first, NaN last
+            if k >= v.size:
+                keep[rows[present], s] = True
+                continue
+            nan = np.isnan(v)
+            key = np.where(nan, -np.inf if op == "topk" else np.inf, v)
+            idx = np.lexsort((nan, -key if op == "topk" else key))
+            kth, nxt = idx[k - 1], idx[k]
+            if nan.any() or v[kth] == v[nxt]:
+                # a tie (or NaN) at the boundary: which series wins depends on the order of
+                # Prometheus's heap, so replay it
+                chosen = go_heap_select(v.tolist(), k, op == "topk")
+                keep[rows[present[chosen]], s] = True
             else:
-                key = np.where(np.isnan(v), np.inf, v)
-                idx = np.lexsort((np.isnan(v), key))
-            keep[rows[present[idx[:k]]], s] = True
+                keep[rows[present[idx[:k]]], s] = True
     return Block(list(blk.labels), blk.vals, blk.mask & keep)
+
+
+def go_heap_select(vals: list[float], k: int, top: bool) -> list[int]:
+    """Indexes kept by Prometheus's topk/bottomk heap (Go container/heap) over ``vals``."""
+    import math
+
+    def less(a: float, b: float) -> bool:
+        if math.isnan(a):
+            return True
+        return a < b if top else a > b
+
+    h: list[int] = []
+
+    def up(j: int) -> None:
+        while True:
+            i = (j - 1) // 2
+            if j <= 0 or not less(vals[h[j]], vals[h[i]]):
+                break
+            h[i], h[j] = h[j], h[i]
+            j = i
+
+    def down(i: int) -> None:
+        n = len(h)
+        while True:
+            j1 = 2 * i + 1
+            if j1 >= n:
+                break
+            j = j1
+            j2 = j1 + 1
+            if j2 < n and less(vals[h[j2]], vals[h[j1]]):
+                j = j2
+            if not less(vals[h[j]], vals[h[i]]):
+                break
+            h[i], h[j] = h[j], h[i]
+            i = j
+
+    for idx, v in enumerate(vals):
+        if len(h) < k:
+            h.append(idx)
+            up(len(h) - 1)
+            continue
+        m = vals[h[0]]
+        better = (m < v) if top else (m > v)
+        if better or (math.isnan(m) and not math.isnan(v)):
+            h[0] = idx
+            if k > 1:
+                down(0)
+    return h
 
 
 def _ratio_keep(lb: Labels, ratio: float) -> bool:

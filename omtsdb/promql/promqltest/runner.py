@@ -64,6 +64,10 @@ class Store:
         series: dict[Labels, list[Value]] = {}
         for lb, vals in cmd.series:
             series[lb] = vals
+            if cmd.nhcb:  # the converted native histograms are stored under the base name
+                for suffix in ("_bucket", "_count", "_sum"):
+                    if lb.name.endswith(suffix):
+                        self.has_histograms.add(Labels({"__name__": lb.name[: -len(suffix)]}))
         app = self.db.appender()
         for lb, vals in series.items():
             ts = [i * cmd.interval for i, v in enumerate(vals) if isinstance(v, float)]
@@ -136,7 +140,9 @@ def check(ev: Eval, res: Result) -> str | None:
                 return "wrong order"
         return None
     # matrix
-    start, step = (ev.range_vector[0], ev.range_vector[2]) if ev.range_vector else (ev.start, ev.step)
+    start, step = (
+        (ev.range_vector[0], ev.range_vector[2]) if ev.range_vector else (ev.start, ev.step)
+    )
     got_m = {}
     for s in v:
         if hasattr(s, "t"):

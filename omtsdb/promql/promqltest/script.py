@@ -62,6 +62,7 @@ class Load:
     line: int
     interval: int
     series: list[tuple[Labels, list[Value]]]
+    nhcb: bool = False
 
 
 @dataclass
@@ -189,7 +190,7 @@ def parse_script(text: str) -> list[Command]:
                 if bl.split()[0].endswith("@st"):
                     continue
                 series.append(parse_series_line(bl))
-            cmds.append(Load(start + 1, parse_duration(m.group(2)), series))
+            cmds.append(Load(start + 1, parse_duration(m.group(2)), series, bool(m.group(1))))
         elif word.startswith("eval"):
             cmds.append(_parse_eval(start + 1, ln, block))
         else:

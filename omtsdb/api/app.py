@@ -1,0 +1,348 @@
+"""aiohttp application: the Prometheus v1 query API, metadata queries, health, status."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from omtsdb import __version__
+from omtsdb.api.envelope import error_body, query_success, success
+from omtsdb.api.params import MAX_TIME_MS, MIN_TIME_MS, parse_duration_param, parse_time
+from omtsdb.errors import BadDataError, OmtsdbError
+from omtsdb.model.labels import Labels
+from omtsdb.model.selector import parse_selector
+from omtsdb.promql.engine import Engine
+from omtsdb.promql.parser import format_expr, parse
+from omtsdb.storage.interface import Queryable
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class APIOptions:
+    max_concurrency: int = 20
+    flags: dict[str, str] = field(default_factory=dict)
+    storage_path: str = ""
+    started: float = field(default_factory=time.time)
+
+
+STATE = web.AppKey("omtsdb_state", "State")
+
+
+@dataclass
+class State:
+    queryable: Queryable
+    engine: Engine
+    opts: APIOptions
+    pool: ThreadPoolExecutor
+    limiter: asyncio.Semaphore
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def _params(req: web.Request) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for k, v in req.query.items():
+        params.setdefault(k, []).append(v)
+    if req.method == "POST" and req.content_type == "application/x-www-form-urlencoded":
+        form = await req.post()
+        for k, v in form.items():
+            params.setdefault(k, []).append(str(v))
+    return params
+
+
+def _one(params: dict[str, Any], name: str) -> str | None:
+    vals = params.get(name)
+    return vals[0] if vals else None
+
+
+@web.middleware
+async def errors_mw(req: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(req)
+    except web.HTTPException:
+        raise
+    except Exception as e:  # the one place an exception becomes a response
+        status, body = error_body(e)
+        return _json(body, status)
+
+
+async def _run(st: State, fn: Callable[[], Any]) -> Any:
+    async with st.limiter:
+        return await asyncio.get_running_loop().run_in_executor(st.pool, fn)
+
+
+def _timeout_ms(params: dict[str, Any]) -> None:
+    t = _one(params, "timeout")
+    if t is not None:
+        parse_duration_param("timeout", t)
+
+
+def _lookback(params: dict[str, Any]) -> int | None:
+    lb = _one(params, "lookback_delta")
+    return parse_duration_param("lookback_delta", lb) if lb else None
+
+
+async def query(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    p = await _params(req)
+    q = _one(p, "query") or ""
+    t = _one(p, "time")
+    t_ms = parse_time("time", t) if t else int(time.time() * 1000)
+    _timeout_ms(p)
+    lb = _lookback(p)
+    stats = _one(p, "stats") is not None
+    try:
+        res = await _run(st, lambda: st.engine.instant_query(st.queryable, q, t_ms,
+                                                             stats=stats, lookback_delta_ms=lb))  # fmt: skip
+    except OmtsdbError as e:
+        if type(e).__name__ == "ParseError":
+            raise BadDataError(f'invalid parameter "query": {e}') from None
+        raise
+    return _json(query_success(res))
+
+
+async def query_range(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    p = await _params(req)
+    start = parse_time("start", _one(p, "start") or "")
+    end = parse_time("end", _one(p, "end") or "")
+    if end < start:
+        raise BadDataError('invalid parameter "end": end timestamp must not be before start time')
+    step = parse_duration_param("step", _one(p, "step") or "")
+    if step <= 0:
+        raise BadDataError('invalid parameter "step": zero or negative query resolution step '
+                           "widths are not accepted. Try a positive integer")  # fmt: skip
+    if (end - start) // step > 11_000:
+        raise BadDataError("exceeded maximum resolution of 11,000 points per timeseries. "
+                           "Try decreasing the query resolution (?step=XX)")  # fmt: skip
+    _timeout_ms(p)
+    lb = _lookback(p)
+    q = _one(p, "query") or ""
+    stats = _one(p, "stats") is not None
+    try:
+        res = await _run(st, lambda: st.engine.range_query(st.queryable, q, start, end, step,
+                                                           stats=stats, lookback_delta_ms=lb))  # fmt: skip
+    except OmtsdbError as e:
+        if type(e).__name__ == "ParseError":
+            raise BadDataError(f'invalid parameter "query": {e}') from None
+        raise
+    return _json(query_success(res, matrix_for_range=True))
+
+
+async def format_query(req: web.Request) -> web.Response:
+    p = await _params(req)
+    q = _one(p, "query") or ""
+    try:
+        expr = parse(q)
+    except OmtsdbError as e:
+        raise BadDataError(f'invalid parameter "query": {e}') from None
+    return _json(success(format_expr(expr)))
+
+
+def _range(p: dict[str, Any]) -> tuple[int, int]:
+    s, e = _one(p, "start"), _one(p, "end")
+    return (
+        parse_time("start", s) if s else MIN_TIME_MS,
+        parse_time("end", e) if e else MAX_TIME_MS,
+    )
+
+
+def _matchers(p: dict[str, Any]) -> list[list[Any]]:
+    out = []
+    for m in p.get("match[]", []):
+        try:
+            out.append(parse_selector(m))
+        except OmtsdbError as e:
+            raise BadDataError(f'invalid parameter "match[]": {e}') from None
+    return out
+
+
+def _limit(p: dict[str, Any]) -> int:
+    lim = _one(p, "limit")
+    if lim is None:
+        return 0
+    try:
+        n = int(lim)
+    except ValueError:
+        raise BadDataError(
+            f'invalid parameter "limit": cannot parse "{lim}" to a valid limit'
+        ) from None
+    if n < 0:
+        raise BadDataError('invalid parameter "limit": limit must be non-negative')
+    return n
+
+
+async def labels(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    p = await _params(req)
+    mint, maxt = _range(p)
+    sets = _matchers(p) or [[]]
+    lim = _limit(p)
+
+    def work() -> list[str]:
+        q = st.queryable.querier(mint, maxt)
+        names: set[str] = set()
+        for ms in sets:
+            names.update(q.label_names(ms, mint, maxt))
+        return sorted(names)
+
+    names = await _run(st, work)
+    warn = None
+    if lim and len(names) > lim:
+        names, warn = names[:lim], ["results truncated due to limit"]
+    return _json(success(names, warn))
+
+
+async def label_values(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    p = await _params(req)
+    name = req.match_info["name"]
+    if name.startswith("U__"):
+        name = _unescape_name(name[3:])
+    mint, maxt = _range(p)
+    sets = _matchers(p) or [[]]
+    lim = _limit(p)
+
+    def work() -> list[str]:
+        q = st.queryable.querier(mint, maxt)
+        vals: set[str] = set()
+        for ms in sets:
+            vals.update(q.label_values(name, ms, mint, maxt))
+        return sorted(vals)
+
+    vals = await _run(st, work)
+    warn = None
+    if lim and len(vals) > lim:
+        vals, warn = vals[:lim], ["results truncated due to limit"]
+    return _json(success(vals, warn))
+
+
+def _unescape_name(s: str) -> str:
+    """Prometheus's ``U__`` label-name escaping: ``_`` -> ``_``? ``__`` -> ``_``, ``_XX_`` hex."""
+    out = []
+    i = 0
+    while i < len(s):
+        if s[i] == "_":
+            if s.startswith("__", i):
+                out.append("_")
+                i += 2
+                continue
+            j = s.find("_", i + 1)
+            if j > i:
+                try:
+                    out.append(chr(int(s[i + 1 : j], 16)))
+                    i = j + 1
+                    continue
+                except ValueError:
+                    pass
+        out.append(s[i])
+        i += 1
+    return "".join(out)
+
+
+async def series(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    p = await _params(req)
+    sets = _matchers(p)
+    if not sets:
+        raise BadDataError("no match[] parameter provided")
+    mint, maxt = _range(p)
+    lim = _limit(p)
+
+    def work() -> list[Labels]:
+        q = st.queryable.querier(mint, maxt)
+        seen: dict[Labels, None] = {}
+        for ms in sets:
+            for s in q.select(ms, mint, maxt):
+                seen[s.labels] = None
+        return sorted(seen, key=lambda lb: lb.sort_key())
+
+    found = await _run(st, work)
+    warn = None
+    if lim and len(found) > lim:
+        found, warn = found[:lim], ["results truncated due to limit"]
+    return _json(success([lb.to_dict() for lb in found], warn))
+
+
+async def healthy(req: web.Request) -> web.Response:
+    return web.Response(text="Prometheus Server is Healthy.\n")
+
+
+async def ready(req: web.Request) -> web.Response:
+    return web.Response(text="Prometheus Server is Ready.\n")
+
+
+async def buildinfo(req: web.Request) -> web.Response:
+    return _json(success({"version": __version__, "revision": "", "branch": "",
+                          "buildUser": "", "buildDate": "",
+                          "goVersion": f"python{platform.python_version()}"}))  # fmt: skip
+
+
+async def flags(req: web.Request) -> web.Response:
+    return _json(success(req.app[STATE].opts.flags))
+
+
+async def runtimeinfo(req: web.Request) -> web.Response:
+    st = req.app[STATE]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.opts.started))
+    return _json(success({"startTime": started, "CWD": "", "reloadConfigSuccess": True,
+                          "lastConfigTime": started, "corruptionCount": 0,
+                          "goroutineCount": 0, "GOMAXPROCS": 0, "GOGC": "",
+                          "GODEBUG": "", "storageRetention": st.opts.flags.get(
+                              "storage.tsdb.retention.time", "15d")}))  # fmt: skip
+
+
+async def empty_list(req: web.Request) -> web.Response:
+    return _json(success([]))
+
+
+async def empty_dict(req: web.Request) -> web.Response:
+    return _json(success({}))
+
+
+async def not_found(req: web.Request) -> web.Response:
+    return _json(b'{"status":"error","errorType":"not_found","error":"not found"}', 404)
+
+
+def create_app(
+    queryable: Queryable, engine: Engine, opts: APIOptions | None = None
+) -> web.Application:
+    opts = opts or APIOptions()
+    app = web.Application(middlewares=[errors_mw], client_max_size=32 * 2**20)
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.max_concurrency), thread_name_prefix="query")
+    app[STATE] = State(queryable, engine, opts, pool, asyncio.Semaphore(opts.max_concurrency))
+
+    async def _close(app: web.Application) -> None:
+        app[STATE].pool.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(_close)
+    r = app.router
+    for path, h in (
+        ("/api/v1/query", query),
+        ("/api/v1/query_range", query_range),
+        ("/api/v1/format_query", format_query),
+        ("/api/v1/labels", labels),
+        ("/api/v1/series", series),
+        ("/api/v1/query_exemplars", empty_list),
+    ):
+        r.add_get(path, h)
+        r.add_post(path, h)
+    r.add_get("/api/v1/label/{name}/values", label_values)
+    r.add_get("/api/v1/metadata", empty_dict)
+    r.add_get("/api/v1/status/buildinfo", buildinfo)
+    r.add_get("/api/v1/status/flags", flags)
+    r.add_get("/api/v1/status/runtimeinfo", runtimeinfo)
+    r.add_route("*", "/-/healthy", healthy)
+    r.add_route("*", "/-/ready", ready)
+    r.add_route("*", "/api/v1/{tail:.*}", not_found)
+    return app

@@ -1,0 +1,114 @@
+"""The Prometheus response envelope and value encoding, and the one error -> status map.
+
+Values are strings as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` writes them; timestamps are
+JSON numbers in seconds with millisecond precision, written without a trailing ``.0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from omtsdb.errors import OmtsdbError
+from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.promql.value import Matrix, QueryStats, Result, Scalar, String, Vector
+from omtsdb.storage.interface import SeriesData
+
+_dumps = orjson.dumps
+
+
+def ts_json(ms: int) -> str:
+    q, r = divmod(ms, 1000)
+    if r == 0:
+        return str(q)
+    if q < 0 and r:
+        return format_go_f(ms / 1000)
+    return f"{q}.{r:03d}".rstrip("0")
+
+
+def _metric(labels: Any) -> str:
+    return _dumps(dict(labels)).decode()
+
+
+def _str(v: str) -> str:
+    return _dumps(v).decode()
+
+
+def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
+    """(resultType, result JSON)."""
+    if isinstance(value, Scalar):
+        return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'
+    if isinstance(value, String):
+        return "string", f"[{ts_json(value.t)},{_str(value.v)}]"
+    if value and isinstance(value[0], SeriesData):
+        parts = []
+        for s in value:
+            assert isinstance(s, SeriesData)
+            pts = ",".join(
+                f'[{ts_json(t)},"{format_go_f(v)}"]'
+                for t, v in zip(s.ts.tolist(), s.vs.tolist(), strict=True)
+            )
+            parts.append(f'{{"metric":{_metric(s.labels)},"values":[{pts}]}}')
+        return "matrix", "[" + ",".join(parts) + "]"
+    parts = []
+    for smp in value:
+        parts.append(
+            f'{{"metric":{_metric(smp.labels)},"value":[{ts_json(smp.t)},'  # type: ignore[union-attr]
+            f'"{format_go_f(smp.v)}"]}}'  # type: ignore[union-attr]
+        )
+    return "vector", "[" + ",".join(parts) + "]"
+
+
+def _stats_json(st: QueryStats) -> str:
+    return _dumps(
+        {
+            "timings": {
+                "evalTotalTime": st.exec_total_time_s,
+                "resultSortTime": st.result_sort_time_s,
+                "queryPreparationTime": st.query_preparation_time_s,
+                "innerEvalTime": st.inner_eval_time_s,
+                "execQueueTime": st.exec_queue_time_s,
+                "execTotalTime": st.exec_total_time_s,
+            },
+            "samples": {
+                "totalQueryableSamples": st.total_queryable_samples,
+                "peakSamples": st.peak_samples,
+            },
+        }
+    ).decode()
+
+
+def query_success(res: Result, matrix_for_range: bool = False) -> bytes:
+    rtype, body = encode_value(res.value)
+    if matrix_for_range and rtype == "vector" and body == "[]":
+        rtype = "matrix"
+    data = f'{{"resultType":"{rtype}","result":{body}'
+    if res.stats is not None:
+        data += f',"stats":{_stats_json(res.stats)}'
+    data += "}"
+    out = f'{{"status":"success","data":{data}'
+    if res.warnings:
+        out += f',"warnings":{_dumps(res.warnings).decode()}'
+    if res.infos:
+        out += f',"infos":{_dumps(res.infos).decode()}'
+    return (out + "}").encode()
+
+
+def success(data: Any, warnings: list[str] | None = None) -> bytes:
+    env: dict[str, Any] = {"status": "success", "data": data}
+    if warnings:
+        env["warnings"] = warnings
+    return _dumps(env)
+
+
+def error_status(err: BaseException) -> tuple[int, str, str]:
+    """The one map from an exception to (HTTP status, errorType, message)."""
+    if isinstance(err, OmtsdbError):
+        return err.status, err.error_type, err.message
+    return 500, "internal", f"{type(err).__name__}: {err}"
+
+
+def error_body(err: BaseException) -> tuple[int, bytes]:
+    status, etype, msg = error_status(err)
+    return status, _dumps({"status": "error", "errorType": etype, "error": msg})

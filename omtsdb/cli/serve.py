@@ -1,0 +1,80 @@
+"""``omtsdb serve``: the server on the embedded store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from omtsdb.api.app import APIOptions, create_app
+from omtsdb.api.params import parse_duration_param
+from omtsdb.promql.engine import Engine, EngineOpts
+from omtsdb.tsdb.db import DB, DBOptions
+
+log = logging.getLogger("omtsdb")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the server (Prometheus HTTP API) on the embedded store")
+    p.add_argument("--storage.tsdb.path", dest="path", default="data")
+    p.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9090")
+    p.add_argument("--query.timeout", dest="timeout", default="2m")
+    p.add_argument("--query.max-samples", dest="max_samples", type=int, default=50_000_000)
+    p.add_argument("--query.lookback-delta", dest="lookback", default="5m")
+    p.add_argument("--query.max-concurrency", dest="concurrency", type=int, default=20)
+    p.add_argument("--storage.tsdb.retention.time", dest="retention", default="15d")
+    p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true")
+    p.add_argument("--log.level", dest="log_level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    host, _, port = args.listen.rpartition(":")
+    engine = Engine(
+        EngineOpts(
+            lookback_delta_ms=parse_duration_param("query.lookback-delta", args.lookback),
+            timeout_s=parse_duration_param("query.timeout", args.timeout) / 1000,
+            max_samples=args.max_samples,
+        )
+    )
+    flags = {
+        "storage.tsdb.path": args.path,
+        "web.listen-address": args.listen,
+        "query.timeout": args.timeout,
+        "query.max-samples": str(args.max_samples),
+        "query.lookback-delta": args.lookback,
+        "query.max-concurrency": str(args.concurrency),
+        "storage.tsdb.retention.time": args.retention,
+    }
+    db = DB.open(Path(args.path), DBOptions())
+    try:
+        asyncio.run(_serve(db, engine, host or "0.0.0.0", int(port), args, flags))
+    finally:
+        db.close()
+        log.info("stopped; WAL flushed")
+    return 0
+
+
+async def _serve(db: DB, engine: Engine, host: str, port: int, args: argparse.Namespace,
+                 flags: dict[str, str]) -> None:  # fmt: skip
+    app = create_app(db, engine, APIOptions(max_concurrency=args.concurrency, flags=flags,
+                                            storage_path=args.path))  # fmt: skip
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("omtsdb listening on %s:%d, data in %s", host, port, args.path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
