@@ -178,7 +178,17 @@ def _select_k(op: str, blk: Block, param: F64, grouping: tuple[str, ...], withou
                 keep[rows[present[chosen]], s] = True
             else:
                 keep[rows[present[idx[:k]]], s] = True
-    return Block(list(blk.labels), blk.vals, blk.mask & keep)
+    out = Block(list(blk.labels), blk.vals, blk.mask & keep)
+    if n == 1 and op in ("topk", "bottomk"):
+        # an instant topk lists the largest first (bottomk the smallest), as Prometheus does
+        out = out.compact()
+        v = out.vals[:, 0]
+        nan = np.isnan(v)
+        key = np.where(nan, 0.0, v)
+        order = np.lexsort((-key if op == "topk" else key, nan)).tolist()
+        out = Block([out.labels[i] for i in order], out.vals[order], out.mask[order])
+        out.sort_order = order
+    return out
 
 
 def go_heap_select(vals: list[float], k: int, top: bool) -> list[int]:

@@ -34,8 +34,9 @@ def _matcher(m: Matcher) -> str:
 
 
 def _number(v: float) -> str:
-    s = format_go_g(v)
-    return s
+    if v == float("inf"):
+        return "Inf"  # "+Inf" would re-parse as a unary plus
+    return format_go_g(v)
 
 
 def _modifiers(offset_ms: int, at_ms: int | None, at_mod: AtModifier | None) -> str:
