@@ -49,11 +49,18 @@ def main() -> None:
             ns, nsamp = write(args.set, fh, **kw)
         print(f"{args.set}: {ns} series, {nsamp} samples, {f.stat().st_size / 1e6:.1f} MB")
         ours = best_of(
-            [sys.executable, "-m", "omtsdb.cli.main", "import", str(f),
-             "--storage.tsdb.path", f"{d}/omtsdb"],
+            [
+                sys.executable,
+                "-m",
+                "omtsdb.cli.main",
+                "import",
+                str(f),
+                "--storage.tsdb.path",
+                f"{d}/omtsdb",
+            ],
             Path(d) / "omtsdb",
             args.runs,
-        )  # fmt: skip
+        )
         print(f"omtsdb import:  {ours:.2f} s  {nsamp / ours:,.0f} samples/s")
         if not PROMTOOL.exists():
             print("promtool not installed (../shared/peer/install-prometheus.sh); no ratio")

@@ -33,9 +33,6 @@ class APIOptions:
     started: float = field(default_factory=time.time)
 
 
-STATE = web.AppKey("omtsdb_state", "State")
-
-
 @dataclass
 class State:
     queryable: Queryable
@@ -43,6 +40,9 @@ class State:
     opts: APIOptions
     pool: ThreadPoolExecutor
     limiter: asyncio.Semaphore
+
+
+STATE: web.AppKey[State] = web.AppKey("omtsdb_state", State)
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -55,8 +55,8 @@ async def _params(req: web.Request) -> dict[str, Any]:
         params.setdefault(k, []).append(v)
     if req.method == "POST" and req.content_type == "application/x-www-form-urlencoded":
         form = await req.post()
-        for k, v in form.items():
-            params.setdefault(k, []).append(str(v))
+        for k, fv in form.items():
+            params.setdefault(k, []).append(fv if isinstance(fv, str) else str(fv))
     return params
 
 
@@ -97,13 +97,23 @@ async def query(req: web.Request) -> web.Response:
     p = await _params(req)
     q = _one(p, "query") or ""
     t = _one(p, "time")
-    t_ms = parse_time("time", t) if t else int(time.time() * 1000)
+    try:
+        t_ms = parse_time("time", t) if t else int(time.time() * 1000)
+    except BadDataError as e:
+        msg = str(e).replace('invalid parameter "time": ', "")
+        raise BadDataError(
+            f"invalid parameter \"time\": invalid time value for 'time': {msg}"
+        ) from None
     _timeout_ms(p)
     lb = _lookback(p)
     stats = _one(p, "stats") is not None
     try:
-        res = await _run(st, lambda: st.engine.instant_query(st.queryable, q, t_ms,
-                                                             stats=stats, lookback_delta_ms=lb))  # fmt: skip
+        res = await _run(
+            st,
+            lambda: st.engine.instant_query(
+                st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb
+            ),
+        )
     except OmtsdbError as e:
         if type(e).__name__ == "ParseError":
             raise BadDataError(f'invalid parameter "query": {e}') from None
@@ -120,20 +130,28 @@ async def query_range(req: web.Request) -> web.Response:
         raise BadDataError('invalid parameter "end": end timestamp must not be before start time')
     step = parse_duration_param("step", _one(p, "step") or "")
     if step <= 0:
-        raise BadDataError('invalid parameter "step": zero or negative query resolution step '
-                           "widths are not accepted. Try a positive integer")  # fmt: skip
+        raise BadDataError(
+            'invalid parameter "step": zero or negative query resolution step '
+            "widths are not accepted. Try a positive integer"
+        )
     if (end - start) // step > 11_000:
-        raise BadDataError("exceeded maximum resolution of 11,000 points per timeseries. "
-                           "Try decreasing the query resolution (?step=XX)")  # fmt: skip
+        raise BadDataError(
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)"
+        )
     _timeout_ms(p)
     lb = _lookback(p)
     q = _one(p, "query") or ""
     stats = _one(p, "stats") is not None
     try:
-        res = await _run(st, lambda: st.engine.range_query(st.queryable, q, start, end, step,
-                                                           stats=stats, lookback_delta_ms=lb))  # fmt: skip
+        res = await _run(
+            st,
+            lambda: st.engine.range_query(
+                st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
+            ),
+        )
     except OmtsdbError as e:
-        if type(e).__name__ == "ParseError":
+        if type(e).__name__ == "ParseError" or str(e).startswith("invalid expression type"):
             raise BadDataError(f'invalid parameter "query": {e}') from None
         raise
     return _json(query_success(res, matrix_for_range=True))
@@ -157,13 +175,18 @@ def _range(p: dict[str, Any]) -> tuple[int, int]:
     )
 
 
-def _matchers(p: dict[str, Any]) -> list[list[Any]]:
+def _matchers(p: dict[str, Any], wrap: bool = False) -> list[list[Any]]:
     out = []
     for m in p.get("match[]", []):
         try:
-            out.append(parse_selector(m))
+            ms = parse_selector(m, allow_empty=True)
         except OmtsdbError as e:
-            raise BadDataError(f'invalid parameter "match[]": {e}') from None
+            raise BadDataError(f'invalid parameter "match[]": {e}' if wrap else str(e)) from None
+        if all(x.matches_empty for x in ms):
+            raise BadDataError(
+                'invalid parameter "match[]": match[] must contain at least one non-empty matcher'
+            )
+        out.append(ms)
     return out
 
 
@@ -175,7 +198,7 @@ def _limit(p: dict[str, Any]) -> int:
         n = int(lim)
     except ValueError:
         raise BadDataError(
-            f'invalid parameter "limit": cannot parse "{lim}" to a valid limit'
+            f'invalid parameter "limit": strconv.Atoi: parsing "{lim}": invalid syntax'
         ) from None
     if n < 0:
         raise BadDataError('invalid parameter "limit": limit must be non-negative')
@@ -253,7 +276,7 @@ def _unescape_name(s: str) -> str:
 async def series(req: web.Request) -> web.Response:
     st = req.app[STATE]
     p = await _params(req)
-    sets = _matchers(p)
+    sets = _matchers(p, wrap=True)
     if not sets:
         raise BadDataError("no match[] parameter provided")
     mint, maxt = _range(p)
@@ -283,9 +306,18 @@ async def ready(req: web.Request) -> web.Response:
 
 
 async def buildinfo(req: web.Request) -> web.Response:
-    return _json(success({"version": __version__, "revision": "", "branch": "",
-                          "buildUser": "", "buildDate": "",
-                          "goVersion": f"python{platform.python_version()}"}))  # fmt: skip
+    return _json(
+        success(
+            {
+                "version": __version__,
+                "revision": "",
+                "branch": "",
+                "buildUser": "",
+                "buildDate": "",
+                "goVersion": f"python{platform.python_version()}",
+            }
+        )
+    )
 
 
 async def flags(req: web.Request) -> web.Response:
@@ -295,11 +327,22 @@ async def flags(req: web.Request) -> web.Response:
 async def runtimeinfo(req: web.Request) -> web.Response:
     st = req.app[STATE]
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.opts.started))
-    return _json(success({"startTime": started, "CWD": "", "reloadConfigSuccess": True,
-                          "lastConfigTime": started, "corruptionCount": 0,
-                          "goroutineCount": 0, "GOMAXPROCS": 0, "GOGC": "",
-                          "GODEBUG": "", "storageRetention": st.opts.flags.get(
-                              "storage.tsdb.retention.time", "15d")}))  # fmt: skip
+    return _json(
+        success(
+            {
+                "startTime": started,
+                "CWD": "",
+                "reloadConfigSuccess": True,
+                "lastConfigTime": started,
+                "corruptionCount": 0,
+                "goroutineCount": 0,
+                "GOMAXPROCS": 0,
+                "GOGC": "",
+                "GODEBUG": "",
+                "storageRetention": st.opts.flags.get("storage.tsdb.retention.time", "15d"),
+            }
+        )
+    )
 
 
 async def empty_list(req: web.Request) -> web.Response:
@@ -311,14 +354,14 @@ async def empty_dict(req: web.Request) -> web.Response:
 
 
 async def not_found(req: web.Request) -> web.Response:
-    return _json(b'{"status":"error","errorType":"not_found","error":"not found"}', 404)
+    return web.Response(text="404 page not found\n", status=404)
 
 
 def create_app(
     queryable: Queryable, engine: Engine, opts: APIOptions | None = None
 ) -> web.Application:
     opts = opts or APIOptions()
-    app = web.Application(middlewares=[errors_mw], client_max_size=32 * 2**20)
+    app = web.Application(middlewares=[errors_mw], client_max_size=32 * 2**20)  # type: ignore[list-item]
     pool = ThreadPoolExecutor(max_workers=max(1, opts.max_concurrency), thread_name_prefix="query")
     app[STATE] = State(queryable, engine, opts, pool, asyncio.Semaphore(opts.max_concurrency))
 

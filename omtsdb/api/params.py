@@ -23,20 +23,18 @@ def parse_time(name: str, s: str) -> int:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 raise ValueError(s)
-            return (
-                int(dt.timestamp() * 1000)
-                if dt.microsecond % 1000 == 0
-                else int(round(dt.timestamp() * 1000))
-            )
+            return round(dt.timestamp() * 1000)
         except ValueError:
             raise BadDataError(
                 f'invalid parameter "{name}": cannot parse "{s}" to a valid timestamp'
             ) from None
     if not math.isfinite(f) or "_" in s:
         raise BadDataError(f'invalid parameter "{name}": cannot parse "{s}" to a valid timestamp')
-    # Prometheus: whole seconds, and the fraction rounded to milliseconds
+    # Prometheus: whole seconds, and the fraction rounded to milliseconds; clamped to the
+    # range Prometheus can represent
     secs = math.trunc(f)
-    return int(secs) * 1000 + round((f - secs) * 1000)
+    ms = int(secs) * 1000 + round((f - secs) * 1000)
+    return max(MIN_TIME_MS, min(MAX_TIME_MS, ms))
 
 
 def parse_duration_param(name: str, s: str) -> int:

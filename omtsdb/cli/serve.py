@@ -63,10 +63,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(db: DB, engine: Engine, host: str, port: int, args: argparse.Namespace,
-                 flags: dict[str, str]) -> None:  # fmt: skip
-    app = create_app(db, engine, APIOptions(max_concurrency=args.concurrency, flags=flags,
-                                            storage_path=args.path))  # fmt: skip
+async def _serve(
+    db: DB, engine: Engine, host: str, port: int, args: argparse.Namespace, flags: dict[str, str]
+) -> None:
+    app = create_app(
+        db,
+        engine,
+        APIOptions(max_concurrency=args.concurrency, flags=flags, storage_path=args.path),
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

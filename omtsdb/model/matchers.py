@@ -25,6 +25,30 @@ class MatchType(enum.Enum):
     NRE = "!~"
 
 
+_RE2_TO_GO = {
+    "missing )": "missing closing )",
+    "unexpected )": "unexpected )",
+    "missing ]": "missing closing ]",
+    "bad repetition operator": "invalid nested repetition operator",
+    "missing argument to repetition operator": "missing argument to repetition operator",
+    "invalid escape sequence": "invalid escape sequence",
+    "bad character class range": "invalid character class range",
+    "bad repetition count": "invalid repeat count",
+    "trailing \\": "trailing backslash at end of expression",
+    "invalid named capture group": "invalid named capture",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+}
+
+
+def _go_regexp_error(e: Exception, pattern: str) -> str:
+    """RE2's error text in Go's regexp/syntax words: ``<code>: `<pattern>```."""
+    raw = e.args[0] if e.args else ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    code = text.split(":", 1)[0].strip()
+    return f"{_RE2_TO_GO.get(code, code)}: `{pattern}`"
+
+
 @lru_cache(maxsize=4096)
 def compile_anchored(pattern: str) -> Callable[[str], bool]:
     """Compile ``pattern`` fully anchored; return a predicate. Raises BadDataError."""
@@ -34,7 +58,7 @@ def compile_anchored(pattern: str) -> Callable[[str], bool]:
     try:
         rx = re2.compile("^(?:" + pattern + ")$", options=opts)
     except re2.error as e:
-        raise BadDataError(f"error parsing regexp: {e}") from None
+        raise BadDataError(f"error parsing regexp: {_go_regexp_error(e, pattern)}") from None
     match = rx.match
 
     def pred(s: str) -> bool:

@@ -46,8 +46,18 @@ def _string(s: str, i: int) -> tuple[str, int]:
             return "".join(out), j + 1
         if c == "\\" and q != "`" and j + 1 < len(s):
             nx = s[j + 1]
-            simple = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'",
-                      "a": "\a", "b": "\b", "f": "\f", "v": "\v"}  # fmt: skip
+            simple = {
+                "n": "\n",
+                "t": "\t",
+                "r": "\r",
+                "\\": "\\",
+                '"': '"',
+                "'": "'",
+                "a": "\a",
+                "b": "\b",
+                "f": "\f",
+                "v": "\v",
+            }
             if nx in simple:
                 out.append(simple[nx])
                 j += 2

@@ -47,8 +47,10 @@ def test_import_dump_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "imported 5 series, 1500 samples" in out
     assert main(["tsdb", "dump", str(data)]) == 0
     dumped = parse(capsys.readouterr().out)
-    got = {lb: (dumped.ts[dumped.series_idx == k], dumped.vs[dumped.series_idx == k])
-           for k, lb in enumerate(dumped.series)}  # fmt: skip
+    got = {
+        lb: (dumped.ts[dumped.series_idx == k], dumped.vs[dumped.series_idx == k])
+        for k, lb in enumerate(dumped.series)
+    }
     assert set(got) == {s[0] for s in series}
     for lb, ts, vs in series:
         assert got[lb][0].tolist() == ts.tolist()
@@ -100,8 +102,9 @@ def test_import_stdin_and_missing_timestamp(tmp_path: Path) -> None:
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(vals=st.lists(st.one_of(st.floats(), st.sampled_from(SPECIAL)), min_size=1, max_size=30))
-def test_import_restart_dump_hypothesis(tmp_path_factory: pytest.TempPathFactory,
-                                        vals: list[float]) -> None:  # fmt: skip
+def test_import_restart_dump_hypothesis(
+    tmp_path_factory: pytest.TempPathFactory, vals: list[float]
+) -> None:
     tmp = tmp_path_factory.mktemp("h")
     lb = Labels({"__name__": "h"})
     ts = np.arange(len(vals), dtype=np.int64) * 15_000 + 1

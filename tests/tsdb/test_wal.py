@@ -45,9 +45,10 @@ def same(a: SeriesRecord | SamplesRecord, b: SeriesRecord | SamplesRecord) -> bo
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.dictionaries(label_text.filter(bool), label_text, max_size=4), max_size=5),
-    st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(-(2**63), 2**63 - 1), floats),
-             max_size=20),
-)  # fmt: skip
+    st.lists(
+        st.tuples(st.integers(0, 2**64 - 1), st.integers(-(2**63), 2**63 - 1), floats), max_size=20
+    ),
+)
 def test_record_round_trip(series: list[dict[str, str]], smp: list[tuple[int, int, float]]) -> None:
     sr = SeriesRecord(np.arange(len(series), dtype=np.uint64), [Labels(d) for d in series])
     refs = np.array([s[0] for s in smp], np.uint64)
@@ -152,8 +153,15 @@ def test_checkpoint_keeps_live_series_and_recent_samples(tmp_path: Path) -> None
     wal = WAL.open(tmp_path, fsync=False, segment_size=200)
     list(wal.replay())
     wal.log([SeriesRecord(np.array([0, 1], np.uint64), [Labels({"a": "0"}), Labels({"a": "1"})])])
-    wal.log([SamplesRecord(np.array([0, 1, 0, 1], np.uint64), np.array([1, 1, 50, 50]),
-                           np.array([1.0, 2.0, 3.0, 4.0]))])  # fmt: skip
+    wal.log(
+        [
+            SamplesRecord(
+                np.array([0, 1, 0, 1], np.uint64),
+                np.array([1, 1, 50, 50]),
+                np.array([1.0, 2.0, 3.0, 4.0]),
+            )
+        ]
+    )
     upto = wal.cut_segment()
     wal.log([SamplesRecord(np.array([0], np.uint64), np.array([60]), np.array([5.0]))])
     wal.checkpoint(upto_segment=upto, keep_series=lambda r: r == 0, mint=10)

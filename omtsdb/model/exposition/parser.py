@@ -23,8 +23,16 @@ Format = Literal["text", "openmetrics"]
 NO_TS = np.iinfo(np.int64).min  # in ``ts`` where a line had no timestamp
 
 TEXT_TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
-OM_TYPES = {"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset",
-            "unknown"}  # fmt: skip
+OM_TYPES = {
+    "counter",
+    "gauge",
+    "histogram",
+    "gaugehistogram",
+    "summary",
+    "info",
+    "stateset",
+    "unknown",
+}
 
 
 @dataclass(slots=True)

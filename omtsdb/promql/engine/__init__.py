@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omtsdb.errors import BadDataError
+from omtsdb.model.labels import Labels
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.evaluator import Context, Evaluator
 from omtsdb.promql.parser import parse
@@ -120,9 +121,7 @@ class Engine:
         return Result(matrix, ctx.warnings, ctx.infos, _stats(ctx, t0) if stats else None)
 
 
-def _empty_labels():  # type: ignore[no-untyped-def]
-    from omtsdb.model.labels import Labels
-
+def _empty_labels() -> Labels:
     return Labels()
 
 
@@ -134,7 +133,7 @@ def _vector(blk: Block, t: int) -> Vector:
     return out
 
 
-def _matrix(blk: Block, times: np.ndarray) -> Matrix:  # type: ignore[type-arg]
+def _matrix(blk: Block, times: np.ndarray) -> Matrix:
     out: Matrix = []
     for i, lb in enumerate(blk.labels):
         m = blk.mask[i]

@@ -25,7 +25,7 @@ def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels
 
 def _groups(
     blk: Block, grouping: tuple[str, ...], without: bool
-) -> tuple[list[Labels], np.ndarray]:  # type: ignore[type-arg]
+) -> tuple[list[Labels], np.ndarray]:
     keys: dict[Labels, int] = {}
     gid = np.empty(len(blk.labels), np.int64)
     for i, lb in enumerate(blk.labels):
@@ -107,7 +107,7 @@ def aggregate(
     return Block(labels, out, present)
 
 
-def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:  # type: ignore[type-arg]
+def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
     """Prometheus's quantile over the present values of each column."""
     n = mask.sum(axis=0)
     srt = np.sort(np.where(mask, sub, np.inf), axis=0)
@@ -249,7 +249,7 @@ def _ratio_keep(lb: Labels, ratio: float) -> bool:
 def _count_values(blk: Block, label: str, grouping: tuple[str, ...], without: bool) -> Block:
     if not is_valid_label_name(label):
         raise ExecutionError(f"invalid label name {label!r}")
-    out: dict[Labels, np.ndarray] = {}  # type: ignore[type-arg]
+    out: dict[Labels, np.ndarray] = {}
     n = blk.nsteps
     for i, lb in enumerate(blk.labels):
         g = group_labels(lb, grouping, without)

@@ -14,36 +14,31 @@ ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
 COMPARISON = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 
+_UFUNCS = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.true_divide,
+    "%": np.fmod,
+    "^": np.power,
+    "atan2": np.arctan2,
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+
+
 def apply_op(op: str, a: F64, b: F64) -> F64:
+    """Element-wise ``a op b``; comparisons give 1.0/0.0."""
+    fn = _UFUNCS.get(op)
+    if fn is None:
+        raise ExecutionError(f"unknown binary operator {op}")
     with np.errstate(all="ignore"):
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if op == "/":
-            return a / b
-        if op == "%":
-            out: F64 = np.fmod(a, b)
-            return out
-        if op == "^":
-            return np.power(a, b)
-        if op == "atan2":
-            return np.arctan2(a, b)
-        if op == "==":
-            return (a == b).astype(np.float64)
-        if op == "!=":
-            return (a != b).astype(np.float64)
-        if op == "<":
-            return (a < b).astype(np.float64)
-        if op == "<=":
-            return (a <= b).astype(np.float64)
-        if op == ">":
-            return (a > b).astype(np.float64)
-        if op == ">=":
-            return (a >= b).astype(np.float64)
-    raise ExecutionError(f"unknown binary operator {op}")
+        out: F64 = np.asarray(fn(a, b), dtype=np.float64)
+    return out
 
 
 def drop_name(lb: Labels) -> Labels:
@@ -166,10 +161,7 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
         if op in COMPARISON and not return_bool:
             mask = mask & (res == 1.0)
             res = a
-        out_labels.append(
-            _result_labels(lb, orep, op, m, return_bool) if not swap
-            else _result_labels(lb, orep, op, m, return_bool)
-        )  # fmt: skip
+        out_labels.append(_result_labels(lb, orep, op, m, return_bool))
         out_vals.append(res)
         out_mask.append(mask)
     if fill_many is not None:
@@ -190,8 +182,11 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
             out_mask.append(mask)
             del sig
     n = lhs.nsteps
-    blk = Block(out_labels, np.array(out_vals).reshape(len(out_labels), n),
-                np.array(out_mask).reshape(len(out_labels), n))  # fmt: skip
+    blk = Block(
+        out_labels,
+        np.array(out_vals).reshape(len(out_labels), n),
+        np.array(out_mask).reshape(len(out_labels), n),
+    )
     if m.card is not Cardinality.ONE_TO_ONE:
         _check_unique_many(blk)
     return blk
@@ -238,5 +233,8 @@ def _set_op(op: str, lhs: Block, rhs: Block, m: VectorMatching) -> Block:
         vals.append(rhs.vals[i : i + 1])
         masks.append((rhs.mask[i] & ~taken)[None, :])
     n = lhs.nsteps
-    return Block(labels, np.concatenate(vals).reshape(len(labels), n),
-                 np.concatenate(masks).reshape(len(labels), n))  # fmt: skip
+    return Block(
+        labels,
+        np.concatenate(vals).reshape(len(labels), n),
+        np.concatenate(masks).reshape(len(labels), n),
+    )

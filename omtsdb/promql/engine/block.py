@@ -78,5 +78,8 @@ class Block:
             labels.append(lb)
             vals.append(v)
             masks.append(m.any(axis=0))
-        return Block(labels, np.array(vals).reshape(len(labels), -1),
-                     np.array(masks).reshape(len(labels), -1))  # fmt: skip
+        return Block(
+            labels,
+            np.array(vals).reshape(len(labels), -1),
+            np.array(masks).reshape(len(labels), -1),
+        )

@@ -61,13 +61,26 @@ def call_function(ev: Evaluator, e: Call) -> Value:
             inner = ev.eval_block(args[0])
         else:
             inner = ev.rollup("count_over_time", args[0], ())
-        any_present = inner.mask.any(axis=0) if len(inner) else np.zeros(n, np.bool_)
+        any_present = np.asarray(inner.mask.any(axis=0) if len(inner) else np.zeros(n, np.bool_))
         return Block([absent_labels(args[0])], np.ones((1, n)), ~any_present[None, :]).compact()
     if name in ELEMENTWISE:
-        if name in ("year", "month", "day_of_month", "day_of_week", "day_of_year",
-                    "days_in_month", "hour", "minute") and not args:  # fmt: skip
-            return Block([Labels()], ELEMENTWISE[name](ev.times[None, :] / 1000.0),
-                         np.ones((1, n), np.bool_))  # fmt: skip
+        if (
+            name
+            in (
+                "year",
+                "month",
+                "day_of_month",
+                "day_of_week",
+                "day_of_year",
+                "days_in_month",
+                "hour",
+                "minute",
+            )
+            and not args
+        ):
+            return Block(
+                [Labels()], ELEMENTWISE[name](ev.times[None, :] / 1000.0), np.ones((1, n), np.bool_)
+            )
         blk = ev.eval_block(args[0])
         return _drop(Block(blk.labels, ELEMENTWISE[name](blk.vals), blk.mask)).check_unique()
     if name == "timestamp":
@@ -76,8 +89,11 @@ def call_function(ev: Evaluator, e: Call) -> Value:
             blk = ev.instant_selector(a, want_ts=True)
         else:
             inner = ev.eval_block(a)
-            blk = Block(inner.labels, np.broadcast_to(ev.times / 1000.0, inner.vals.shape).copy(),
-                        inner.mask)  # fmt: skip
+            blk = Block(
+                inner.labels,
+                np.broadcast_to(ev.times / 1000.0, inner.vals.shape).copy(),
+                inner.mask,
+            )
         return _drop(blk).check_unique()
     if name in ("clamp", "clamp_min", "clamp_max"):
         blk = ev.eval_block(args[0])
@@ -143,8 +159,10 @@ def _counter_info(ev: Evaluator, arg: Expr, fn: str) -> None:
     if isinstance(a, MatrixSelector):
         name = a.vector_selector.name
         if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):
-            msg = (f'PromQL info: metric might not be a counter, name does not end in '
-                   f'_total/_sum/_count/_bucket: "{name}"')  # fmt: skip
+            msg = (
+                f"PromQL info: metric might not be a counter, name does not end in "
+                f'_total/_sum/_count/_bucket: "{name}"'
+            )
             if msg not in ev.ctx.infos:
                 ev.ctx.infos.append(msg)
 
@@ -159,7 +177,7 @@ def _sorted(blk: Block, name: str, label_args: list[str]) -> Block:
         out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
         out.sort_order = list(range(len(order)))
         return out
-    keys = [tuple(lb.get(n) for n in label_args) + (lb.sort_key(),) for lb in blk.labels]
+    keys = [(*(lb.get(n) for n in label_args), lb.sort_key()) for lb in blk.labels]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=name.endswith("_desc"))
     out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
     out.sort_order = list(range(len(order)))
@@ -231,15 +249,18 @@ def _histogram_quantile(ev: Evaluator, q: F64, blk: Block) -> Block:
         rows = [r for _, r in items]
         out, ok, fixed = bucket_quantile(q, upper, blk.vals[rows], blk.mask[rows])
         if fixed:
-            msg = ("PromQL info: input to histogram_quantile needed to be fixed for "
-                   "monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/"
-                   "functions/#histogram_quantile) for metric name "
-                   f'"{blk.labels[rows[0]].name}"')  # fmt: skip
+            msg = (
+                "PromQL info: input to histogram_quantile needed to be fixed for "
+                "monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/"
+                "functions/#histogram_quantile) for metric name "
+                f'"{blk.labels[rows[0]].name}"'
+            )
             if msg not in ev.ctx.infos:
                 ev.ctx.infos.append(msg)
         labels.append(key)
         vals.append(out)
         masks.append(ok)
     n = ev.n
-    return Block(labels, np.array(vals).reshape(len(labels), n),
-                 np.array(masks).reshape(len(labels), n)).compact()  # fmt: skip
+    return Block(
+        labels, np.array(vals).reshape(len(labels), n), np.array(masks).reshape(len(labels), n)
+    ).compact()

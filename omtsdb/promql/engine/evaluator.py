@@ -39,8 +39,16 @@ Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 class Context:
     """What all evaluators of one query share: storage, limits, annotations."""
 
-    def __init__(self, queryable: Queryable, start: int, end: int, lookback: int,
-                 max_samples: int, deadline: float, default_step: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        queryable: Queryable,
+        start: int,
+        end: int,
+        lookback: int,
+        max_samples: int,
+        deadline: float,
+        default_step: int,
+    ) -> None:
         self.queryable = queryable
         self.start = start
         self.end = end

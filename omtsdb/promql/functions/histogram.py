@@ -16,9 +16,9 @@ def bucket_quantile(q: F64, upper: F64, counts: F64, present: BoolArr) -> tuple[
     and whether counts had to be forced monotonic (Prometheus's info annotation)."""
     order = np.argsort(upper, kind="stable")
     upper, counts, present = upper[order], counts[order], present[order]
-    nb, ns = counts.shape
+    ns = counts.shape[1]
     out = np.full(ns, np.nan)
-    ok = present.any(axis=0)
+    ok: BoolArr = np.asarray(present.any(axis=0), dtype=np.bool_)
     fixed = False
     for s in np.flatnonzero(ok):
         m = present[:, s]

@@ -92,7 +92,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
             "hour",
             "minute",
         )
-    },  # fmt: skip
+    },
 }
 
 

@@ -36,7 +36,7 @@ class Windows:
         out: I64 = self.hi - self.lo
         return out
 
-    def gather(self, arr: F64 | I64, fill: float = np.nan) -> tuple[np.ndarray, BoolArr]:  # type: ignore[type-arg]
+    def gather(self, arr: F64 | I64, fill: float = np.nan) -> tuple[np.ndarray, BoolArr]:
         """``[steps, width]`` matrix of the window contents and its mask."""
         cnt = self.count
         width = int(cnt.max()) if cnt.size else 0
@@ -61,7 +61,7 @@ Result = tuple[F64, BoolArr]
 Rollup = Callable[[Windows, tuple[F64, ...]], Result]
 
 
-def _quiet() -> warnings.catch_warnings:  # type: ignore[type-arg]
+def _quiet() -> warnings.catch_warnings:
     w = warnings.catch_warnings()
     return w
 
@@ -88,14 +88,14 @@ def avg_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
         # Overflow: Prometheus falls back to an incremental mean
         bad = np.isinf(s) & (cnt > 0)
         if bad.any():
-            m, mask = w.gather(w.vs, 0.0)
+            m, _mask = w.gather(w.vs, 0.0)
             inc = (m / np.maximum(cnt, 1)[:, None]).sum(axis=1)
             out = np.where(bad, inc, out)
     return out, cnt > 0
 
 
 def _extreme(w: Windows, fn: Callable[..., F64]) -> Result:
-    m, mask = w.gather(w.vs, np.nan)
+    m, _mask = w.gather(w.vs, np.nan)
     if m.shape[1] == 0:
         return np.full(w.lo.size, np.nan), w.count > 0
     with warnings.catch_warnings():
@@ -148,7 +148,7 @@ def stddev_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 
 def quantile_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     q = a[0]
-    m, mask = w.gather(w.vs, np.nan)
+    m, _mask = w.gather(w.vs, np.nan)
     ok = w.count > 0
     out = np.full(w.lo.size, np.nan)
     if m.shape[1]:
@@ -172,7 +172,7 @@ def quantile_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 def mad_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     half = (np.full(w.lo.size, 0.5),)
     med, ok = quantile_over_time(w, half)
-    m, mask = w.gather(w.vs, np.nan)
+    m, _mask = w.gather(w.vs, np.nan)
     dev = np.abs(m - med[:, None])
     w2 = Windows(w.ts, w.vs, w.lo, w.hi, w.t, w.range_ms)
     srt = np.sort(dev, axis=1)

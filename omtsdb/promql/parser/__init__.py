@@ -72,15 +72,23 @@ def _where(text: str, pos: int) -> tuple[int, int]:
     return line, col
 
 
-_TOKEN_NAMES = {"RPAR": '")"', "LPAR": '"("', "RBRACE": '"}"', "LBRACE": '"{"', "RSQB": '"]"',
-                "LSQB": '"["', "COMMA": '","', "$END": "end of input"}  # fmt: skip
+_TOKEN_NAMES = {
+    "RPAR": '")"',
+    "LPAR": '"("',
+    "RBRACE": '"}"',
+    "LBRACE": '"{"',
+    "RSQB": '"]"',
+    "LSQB": '"["',
+    "COMMA": '","',
+    "$END": "end of input",
+}
 
 
 def _syntax_error(text: str, e: UnexpectedInput) -> ParseError:
     pos = getattr(e, "pos_in_stream", None) or 0
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         pos = len(text)
-        msg = "unexpected end of input"
+        msg = _eof_message(text)
     elif isinstance(e, UnexpectedToken):
         tok: Token = e.token
         pos = tok.start_pos or 0
@@ -88,18 +96,55 @@ def _syntax_error(text: str, e: UnexpectedInput) -> ParseError:
         msg = f"unexpected {shown}"
     elif isinstance(e, UnexpectedCharacters):
         ch = text[pos] if pos < len(text) else ""
-        msg = f"unexpected character: {ch!r}".replace("'", '"') if ch != '"' else \
-            "unterminated quoted string"  # fmt: skip
+        msg = (
+            f"unexpected character: {ch!r}".replace("'", '"')
+            if ch != '"'
+            else "unterminated quoted string"
+        )
     else:
         msg = "syntax error"
     line, col = _where(text, pos)
     return ParseError(f"{line}:{col}: parse error: {msg}", line=line, column=col, start=pos)
 
 
+def _eof_message(text: str) -> str:
+    """What Prometheus's lexer says at an unexpected end: which bracket is still open."""
+    stack: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote != "`":
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c == "#":
+            nl = text.find("\n", i)
+            i = len(text) if nl < 0 else nl
+        elif c in "([{":
+            stack.append(c)
+        elif c in ")]}" and stack:
+            stack.pop()
+        i += 1
+    if quote:
+        return "unterminated quoted string"
+    if stack:
+        return {
+            "(": "unclosed left parenthesis",
+            "{": "unexpected end of input inside braces",
+            "[": "unclosed left bracket",
+        }[stack[-1]]
+    return "unexpected end of input"
+
+
 def parse(query: str, *, experimental: bool = False) -> Expr:
     """Parse a PromQL expression. Raises ParseError."""
     if not query.strip():
-        raise ParseError("1:1: parse error: no expression found in input", line=1, column=1)
+        raise ParseError("unknown position: parse error: no expression found in input")
     try:
         tree = _get_parser().parse(query)
     except UnexpectedInput as e:

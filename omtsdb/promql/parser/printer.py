@@ -97,8 +97,9 @@ def format_expr(e: Expr) -> str:
     if isinstance(e, SubqueryExpr):
         step = format_duration(e.step_ms) if e.step_ms else ""
         inner = format_expr(e.expr)
-        return (f"{inner}[{format_duration(e.range_ms)}:{step}]"
-                + _modifiers(e.offset_ms, e.at_ms, e.at_modifier))  # fmt: skip
+        return f"{inner}[{format_duration(e.range_ms)}:{step}]" + _modifiers(
+            e.offset_ms, e.at_ms, e.at_modifier
+        )
     if isinstance(e, Call):
         return f"{e.func}({', '.join(format_expr(a) for a in e.args)})"
     if isinstance(e, ParenExpr):

@@ -207,8 +207,11 @@ class ToAST(Transformer[Token, Expr]):
             if target.offset_ms:
                 _fail("offset may not be set multiple times", pos)
             return _replace_target(e, offset_ms=d, pos=pos)
-        _fail("offset modifier must be preceded by an instant vector selector or range vector "
-              "selector or a subquery", pos)  # fmt: skip
+        _fail(
+            "offset modifier must be preceded by an instant vector selector or range vector "
+            "selector or a subquery",
+            pos,
+        )
 
     def at_value(self, meta: Meta, *parts: Any) -> tuple[int | None, AtModifier | None]:
         toks = [p for p in parts if p is not None]
@@ -229,8 +232,11 @@ class ToAST(Transformer[Token, Expr]):
             if target.at_ms is not None or target.at_modifier is not None:
                 _fail("@ <timestamp> may not be set multiple times", pos)
             return _replace_target(e, at_ms=val[0], at_modifier=val[1], pos=pos)
-        _fail("@ modifier must be preceded by an instant vector selector or range vector "
-              "selector or a subquery", pos)  # fmt: skip
+        _fail(
+            "@ modifier must be preceded by an instant vector selector or range vector "
+            "selector or a subquery",
+            pos,
+        )
 
     def anchored(self, meta: Meta, e: Expr, _tok: Token) -> Expr:
         return self._range_mod(meta, e, "anchored")
@@ -274,8 +280,13 @@ class ToAST(Transformer[Token, Expr]):
         return left, right
 
     def matching(self, meta: Meta, *parts: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"on": False, "labels": (), "group": None, "fill": (None, None),
-                               "has_on": False}  # fmt: skip
+        out: dict[str, Any] = {
+            "on": False,
+            "labels": (),
+            "group": None,
+            "fill": (None, None),
+            "has_on": False,
+        }
         items = list(parts)
         if items and isinstance(items[0], Token):
             out["on"] = str(items[0]).lower() == "on"
@@ -368,10 +379,13 @@ class ToAST(Transformer[Token, Expr]):
         if fn.variadic == 0 and n != want:
             _fail(f'expected {want} argument(s) in call to "{name}", got {n}', pos)
         if fn.variadic > 0 and not (want - fn.variadic <= n <= want):
-            _fail(f'expected at most {want} argument(s) in call to "{name}", got {n}'
-                  if n > want else
-                  f'expected at least {want - fn.variadic} argument(s) in call to "{name}", got {n}',
-                  pos)  # fmt: skip
+            _fail(
+                f'expected at most {want} argument(s) in call to "{name}", got {n}'
+                if n > want
+                else f"expected at least {want - fn.variadic} argument(s) in call to "
+                f'"{name}", got {n}',
+                pos,
+            )
         if fn.variadic < 0 and n < want:
             _fail(f'expected at least {want} argument(s) in call to "{name}", got {n}', pos)
         for i, a in enumerate(args):
@@ -390,8 +404,11 @@ class ToAST(Transformer[Token, Expr]):
         pos = _pos(meta)
         op = str(op_tok).lower()
         if op in EXPERIMENTAL_AGGREGATIONS and not self.experimental:
-            _fail("limitk() and limit_ratio() are experimental and must be enabled with "
-                  "--enable-feature=promql-experimental-functions", pos)  # fmt: skip
+            _fail(
+                "limitk() and limit_ratio() are experimental and must be enabled with "
+                "--enable-feature=promql-experimental-functions",
+                pos,
+            )
         grouping = None
         args: list[Expr] = []
         for p in parts:
@@ -402,19 +419,25 @@ class ToAST(Transformer[Token, Expr]):
         param_type = AGGREGATIONS[op]
         want = 2 if param_type is not None else 1
         if len(args) != want:
-            _fail(f"wrong number of arguments for aggregate expression provided, expected "
-                  f"{want}, got {len(args)}", pos)  # fmt: skip
+            _fail(
+                f"wrong number of arguments for aggregate expression provided, expected "
+                f"{want}, got {len(args)}",
+                pos,
+            )
         body = args[-1]
         param = args[0] if want == 2 else None
         bt = expr_type(body)
         if bt is not ValueType.VECTOR:
             _fail(f"expected type instant vector in aggregation expression, got {bt}", body.pos)
         if param is not None and param_type is not None and expr_type(param) is not param_type:
-            _fail(f"expected type {param_type} in aggregation parameter, got {expr_type(param)}",
-                  param.pos)  # fmt: skip
+            _fail(
+                f"expected type {param_type} in aggregation parameter, got {expr_type(param)}",
+                param.pos,
+            )
         without, labels = grouping if grouping is not None else (False, ())
-        return AggregateExpr(op, body, param, labels, without,
-                             by=grouping is not None and not without, pos=pos)  # fmt: skip
+        return AggregateExpr(
+            op, body, param, labels, without, by=grouping is not None and not without, pos=pos
+        )
 
 
 def _replace_target(e: Expr, pos: PosRange, **kw: Any) -> Expr:
@@ -424,7 +447,7 @@ def _replace_target(e: Expr, pos: PosRange, **kw: Any) -> Expr:
         return dataclasses.replace(
             e, vector_selector=dataclasses.replace(e.vector_selector, **kw), pos=pos
         )
-    return dataclasses.replace(e, pos=pos, **kw)  # type: ignore[type-var]
+    return dataclasses.replace(e, pos=pos, **kw)
 
 
 def _fmt_dur(ms: int) -> str:
@@ -437,5 +460,6 @@ def semantic_to_parse_error(text: str, e: SemanticError) -> ParseError:
     start = e.pos.start
     line = text.count("\n", 0, start) + 1
     col = start - (text.rfind("\n", 0, start) + 1) + 1
-    return ParseError(f"{line}:{col}: parse error: {e.msg}", line=line, column=col,
-                      start=start, end=e.pos.end)  # fmt: skip
+    return ParseError(
+        f"{line}:{col}: parse error: {e.msg}", line=line, column=col, start=start, end=e.pos.end
+    )

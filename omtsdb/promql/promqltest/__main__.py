@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{f.name}: cannot parse: {e}")
             continue
         reports.append(rep)
-        print(f"{f.name}: {rep.count('pass')} passed, {rep.count('fail')} failed, "
-              f"{rep.count('native')} native-histogram, {rep.count('experimental')} experimental")  # fmt: skip
+        print(
+            f"{f.name}: {rep.count('pass')} passed, {rep.count('fail')} failed, "
+            f"{rep.count('native')} native-histogram, {rep.count('experimental')} experimental"
+        )
         if args.verbose:
             for o in rep.outcomes:
                 if o.category != "pass":

@@ -153,16 +153,17 @@ def check(ev: Eval, res: Result) -> str | None:
         return "matrix not sorted by labels"
     want_m = {lb: vals for lb, vals in ev.series}
     for lb, vals in want_m.items():
-        s = got_m.get(lb)
-        if s is None:
+        got_s = got_m.get(lb)
+        if got_s is None:
             return f"missing series {_fmt(lb)}"
+        s = got_s
         wts = [start + i * step for i, x in enumerate(vals) if isinstance(x, float)]
         wvs = [x for x in vals if isinstance(x, float)]
-        if s.ts.tolist() != wts:  # type: ignore[union-attr]
-            return f"{_fmt(lb)}: timestamps {s.ts.tolist()} != {wts}"  # type: ignore[union-attr]
-        for a, b in zip(wvs, s.vs.tolist(), strict=True):  # type: ignore[union-attr]
+        if s.ts.tolist() != wts:
+            return f"{_fmt(lb)}: timestamps {s.ts.tolist()} != {wts}"
+        for a, b in zip(wvs, s.vs.tolist(), strict=True):
             if not almost_equal(a, b):
-                return f"{_fmt(lb)}: got {s.vs.tolist()}, want {wvs}"  # type: ignore[union-attr]
+                return f"{_fmt(lb)}: got {s.vs.tolist()}, want {wvs}"
     for lb in got_m:
         if lb not in want_m:
             return f"unexpected series {_fmt(lb)}"
@@ -213,8 +214,13 @@ def run_eval(engine: Engine, store: Store, ev: Eval) -> Outcome:
 
 def run_file(path: Path) -> FileReport:
     rep = FileReport(str(path))
-    engine = Engine(EngineOpts(enable_experimental_functions=True, enable_experimental_syntax=True,
-                               default_eval_interval_ms=60_000))  # fmt: skip
+    engine = Engine(
+        EngineOpts(
+            enable_experimental_functions=True,
+            enable_experimental_syntax=True,
+            default_eval_interval_ms=60_000,
+        )
+    )
     cmds = parse_script(path.read_text())
     store = Store()
     for cmd in cmds:

@@ -207,8 +207,14 @@ def _parse_eval(lineno: int, ln: str, block: list[tuple[int, str]]) -> Eval:
         r = RANGE_RE.match(ln)
         if not r:
             raise ValueError(f"line {lineno}: bad eval")
-        ev = Eval(lineno, r.group(5), False, start=parse_duration(r.group(2)),
-                  end=parse_duration(r.group(3)), step=parse_duration(r.group(4)))  # fmt: skip
+        ev = Eval(
+            lineno,
+            r.group(5),
+            False,
+            start=parse_duration(r.group(2)),
+            end=parse_duration(r.group(3)),
+            step=parse_duration(r.group(4)),
+        )
         legacy = r.group(1)
     if legacy:
         ev.expects.append(Expectation({"ordered": "ordered"}.get(legacy, legacy)))
@@ -227,8 +233,9 @@ def _parse_eval(lineno: int, ln: str, block: list[tuple[int, str]]) -> Eval:
             em = EXPECT_RE.match(bl)
             if not em:
                 raise ValueError(f"line {lineno}: bad expect line {bl!r}")
-            ev.expects.append(Expectation(em.group(1), em.group(2),
-                                          em.group(3).strip() if em.group(3) else None))  # fmt: skip
+            ev.expects.append(
+                Expectation(em.group(1), em.group(2), em.group(3).strip() if em.group(3) else None)
+            )
             continue
         if bl.split()[0] in ("expected_fail_message", "expected_fail_regexp"):
             how = "msg" if bl.startswith("expected_fail_message") else "regex"
