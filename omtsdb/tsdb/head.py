@@ -32,6 +32,7 @@ from omtsdb.tsdb.index import IDS, MemPostings
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
 I32_MAX = np.iinfo(np.int32).max
+LONG_CHUNK = 960  # closed chunks are merged up to about this many samples
 
 
 class Head:
@@ -187,10 +188,15 @@ class Head:
         cap = self.capacity
         n = all_ts.shape[0]
         ncut = (n - 1) // cap  # keep 1..cap samples open
-        for k in range(ncut):
-            a, b = k * cap, (k + 1) * cap
+        # Long runs (imports, backfills) are cut into long chunks directly.
+        per = max(1, LONG_CHUNK // cap) * cap
+        a = 0
+        while a + cap < n:
+            b = min(a + per, ((n - 1) // cap) * cap)
             self._closed.add(sid, chunks.encode(all_ts[a:b], all_vs[a:b]))
-        a = ncut * cap
+            self._closed.merge_tail(sid)
+            a = b
+        del ncut
         if all_ts[-1] - all_ts[a] > I32_MAX:  # sparse samples: close all but the newest
             self._closed.add(sid, chunks.encode(all_ts[a:-1], all_vs[a:-1]))
             a = n - 1

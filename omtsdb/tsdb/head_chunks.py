@@ -10,6 +10,9 @@ from __future__ import annotations
 import struct
 
 _LEN = struct.Struct("<I")
+_N = struct.Struct("<I")  # sample count at offset 4 of a chunk
+MERGE_COUNT = 8  # merge this many short trailing chunks into one
+LONG_SAMPLES = 960
 _RANGE = struct.Struct("<qq")  # mint, maxt at offset 8 of a chunk (see codec.chunk)
 _RANGE_OFF = 8
 
@@ -70,6 +73,30 @@ class ClosedChunks:
                 keep_from = a - 4
                 break
         self.blobs[sid] = b"" if keep_from is None else blob[keep_from:]
+
+    def merge_tail(self, sid: int) -> None:
+        """When the newest ``MERGE_COUNT`` chunks are all short, re-encode them as one long
+        chunk: long chunks compress better and decode with far less per-call overhead."""
+        blob = self.blobs[sid]
+        if not blob:
+            return
+        spans = self._walk(sid)
+        if len(spans) < MERGE_COUNT:
+            return
+        tail = spans[-MERGE_COUNT:]
+        counts = [_N.unpack_from(blob, a + 4)[0] for a, _, _, _ in tail]
+        if sum(counts) > LONG_SAMPLES or max(counts) >= LONG_SAMPLES // 2:
+            return
+        import numpy as np
+
+        from omtsdb.tsdb import chunks
+
+        parts = [chunks.decode(blob[a:b]) for a, b, _, _ in tail]
+        ts = np.concatenate([p[0] for p in parts])
+        vs = np.concatenate([p[1] for p in parts])
+        keep = blob[: tail[0][0] - 4]
+        data = chunks.encode(ts, vs)
+        self.blobs[sid] = b"".join((keep, _LEN.pack(len(data)), data))
 
     def nbytes(self) -> int:
         return sum(len(b) for b in self.blobs)
