@@ -35,7 +35,8 @@ BATTERY = [
     "sum by (instance) (rate(node_network_receive_bytes_total[5m]))",
     "topk(5, rate(node_network_transmit_bytes_total[5m]))",
     "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
-    "histogram_quantile(0.9, sum by (instance, le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.9, sum by (instance, le) "
+    "(rate(http_request_duration_seconds_bucket[5m])))",
     "avg_over_time(node_load1[15m])",
     "max_over_time(node_hwmon_temp_celsius[30m])",
     '1 - sum by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) '
