@@ -233,13 +233,17 @@ def _extrapolated(w: Windows, is_counter: bool, is_rate: bool) -> Result:
         to_end = (w.t - last_t) / 1000.0
         sampled = (last_t - first_t) / 1000.0
         avg_dt = sampled / np.maximum(cnt - 1, 1)
-        if is_counter:
-            to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
-            to_start = np.minimum(to_start, to_zero)
         thresh = avg_dt * 1.1
-        interval = sampled.copy()
-        interval += np.where(to_start < thresh, to_start, avg_dt / 2)
-        interval += np.where(to_end < thresh, to_end, avg_dt / 2)
+        # Prometheus 3: cap at half an interval beyond the threshold first, then (counters)
+        # never extrapolate below zero.
+        to_start = np.where(to_start >= thresh, avg_dt / 2, to_start)
+        if is_counter:
+            to_zero = np.where(
+                (result > 0) & (first_v >= 0), sampled * (first_v / result), to_start
+            )
+            to_start = np.minimum(to_start, to_zero)
+        to_end = np.where(to_end >= thresh, avg_dt / 2, to_end)
+        interval = sampled + to_start + to_end
         factor = interval / sampled
         if is_rate:
             factor = factor / (w.range_ms / 1000.0)
