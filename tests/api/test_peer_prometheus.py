@@ -134,7 +134,7 @@ def test_same_answers_as_prometheus(servers: tuple[str, str]) -> None:
             "--queries",
             str(HERE / "peer_queries.txt"),
             "--start",
-            "1700003600",
+            "1700000000",
             "--end",
             "1700016000",
             "--step",
