@@ -15,7 +15,7 @@ from omtsdb.promql.engine import binops
 from omtsdb.promql.engine.aggregate import aggregate
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.calls import call_function
-from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows, windows
+from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows
 from omtsdb.promql.parser.ast import (
     AggregateExpr,
     AtModifier,
@@ -34,6 +34,46 @@ from omtsdb.promql.parser.ast import (
 from omtsdb.storage.interface import Queryable, SeriesData
 
 Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
+
+
+class FlatSeries:
+    """Samples of many series back to back, for window look-ups across all of them at once."""
+
+    __slots__ = ("base", "key", "offsets", "span", "ts", "vs")
+
+    def __init__(self, ts: I64, vs: F64, offsets: I64, base: int, span: int, key: I64) -> None:
+        self.ts, self.vs, self.offsets = ts, vs, offsets
+        self.base, self.span, self.key = base, span, key
+
+    @classmethod
+    def of(cls, series: list[SeriesData]) -> FlatSeries:
+        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
+        ts = np.concatenate([s.ts for s in series]) if series else np.empty(0, np.int64)
+        vs = np.concatenate([s.vs for s in series]) if series else np.empty(0, np.float64)
+        offsets = np.concatenate(([0], np.cumsum(lens)))
+        base = int(ts.min()) if ts.size else 0
+        span = (int(ts.max()) - base + 1) if ts.size else 1
+        sid = np.repeat(np.arange(len(series), dtype=np.int64), lens)
+        key = sid * span + (ts - base)
+        return cls(ts, vs, offsets, base, span, key)
+
+    def windows(self, start: I64, end: I64) -> tuple[I64, I64]:
+        """Index bounds (into ``ts``/``vs``) of the samples with ``start < t <= end`` for every
+        (series, step), flattened series-major."""
+        ns = self.offsets.size - 1
+        sid = np.arange(ns, dtype=np.int64)[:, None]
+        s_rel = np.clip(start - self.base, -1, self.span)[None, :]
+        e_rel = np.clip(end - self.base, -1, self.span)[None, :]
+        lo_key = (sid * self.span + s_rel).ravel()
+        hi_key = (sid * self.span + e_rel).ravel()
+        lo = np.searchsorted(self.key, lo_key, "right").astype(np.int64)
+        hi = np.searchsorted(self.key, hi_key, "right").astype(np.int64)
+        # clip into each series' own span (keys at -1/span may cross into a neighbour)
+        first = np.repeat(self.offsets[:-1], start.size)
+        last = np.repeat(self.offsets[1:], start.size)
+        lo = np.clip(lo, first, last)
+        hi = np.clip(hi, first, last)
+        return lo, np.maximum(hi, lo)
 
 
 class Context:
@@ -143,25 +183,23 @@ class Evaluator:
 
     # -- selectors ------------------------------------------------------------------------------
     def instant_selector(self, vs: VectorSelector, want_ts: bool = False) -> Block:
+        """Latest sample in (t - lookback, t] for every series and step, all at once."""
         t = self.effective_times(vs.offset_ms, vs.at_ms, vs.at_modifier)
         lb = self.ctx.lookback
         if t.size == 0:
             return Block.empty(0)
         series = self.ctx.select(vs, int(t.min()) - lb + 1, int(t.max()))
-        labels: list[Labels] = []
-        vals = np.empty((len(series), self.n))
-        mask = np.zeros((len(series), self.n), np.bool_)
-        for i, s in enumerate(series):
-            idx = np.searchsorted(s.ts, t, "right") - 1
-            ok = idx >= 0
-            idx = np.maximum(idx, 0)
-            ok &= s.ts[idx] > t - lb
-            v = s.vs[idx]
-            ok &= ~stale_mask(v)
-            vals[i] = s.ts[idx] / 1000.0 if want_ts else v
-            mask[i] = ok
-            labels.append(s.labels)
-        return Block(labels, vals, mask).compact()
+        if not series:
+            return Block.empty(self.n)
+        flat = FlatSeries.of(series)
+        ns, nt = len(series), self.n
+        lo, hi = flat.windows(t - lb, t)
+        ok = hi > lo
+        idx = np.maximum(hi - 1, 0)
+        v = flat.vs[idx] if flat.vs.size else np.zeros(idx.size)
+        ok &= ~stale_mask(v)
+        vals = flat.ts[idx] / 1000.0 if want_ts else v
+        return Block([s.labels for s in series], vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
 
     def _raw_range(self, ms: MatrixSelector, t: I64) -> list[SeriesData]:
         vs = ms.vector_selector
@@ -230,31 +268,34 @@ class Evaluator:
         raise ExecutionError("expected a range vector")
 
     def rollup(self, name: str, e: Expr, args: tuple[F64, ...]) -> Block:
+        """Evaluate a range function for every (series, step) window at once: the samples of
+        all series are concatenated and each window is found by one keyed searchsorted."""
         series, t, rng = self.range_input(e)
+        if not series:
+            return Block.empty(self.n)
         fn = ROLLUPS[name]
-        labels: list[Labels] = []
-        vals = np.empty((len(series), self.n))
-        mask = np.zeros((len(series), self.n), np.bool_)
-        for i, s in enumerate(series):
-            w = windows(s.ts, s.vs, t, rng)
-            width = int((w.hi - w.lo).max()) if w.lo.size else 0
-            if width * self.n <= MAX_CELLS or width == 0:
-                v, m = fn(w, args)
-            else:  # bound the gathered window matrix: evaluate in step chunks
-                chunk = max(1, MAX_CELLS // width)
-                parts_v, parts_m = [], []
-                for a in range(0, self.n, chunk):
-                    sl = slice(a, a + chunk)
-                    sub = Windows(w.ts, w.vs, w.lo[sl], w.hi[sl], w.t[sl], rng)
-                    pv, pm = fn(sub, tuple(x[sl] for x in args))
-                    parts_v.append(pv)
-                    parts_m.append(pm)
-                v, m = np.concatenate(parts_v), np.concatenate(parts_m)
-            vals[i] = v
-            mask[i] = m
-            labels.append(s.labels)
-            self.ctx.check_time()
-        return Block(labels, vals, mask).compact()
+        flat = FlatSeries.of(series)
+        lo, hi = flat.windows(t - rng, t)
+        ns, nt = len(series), self.n
+        tt = np.tile(t, ns)
+        targs = tuple(np.tile(x, ns) for x in args)
+        width = int((hi - lo).max()) if lo.size else 0
+        rows = lo.size
+        if width * rows <= MAX_CELLS or width == 0:
+            v, m = fn(Windows(flat.ts, flat.vs, lo, hi, tt, rng), targs)
+        else:  # bound the gathered window matrix: evaluate in row chunks
+            chunk = max(1, MAX_CELLS // width)
+            parts_v, parts_m = [], []
+            for a in range(0, rows, chunk):
+                sl = slice(a, a + chunk)
+                sub = Windows(flat.ts, flat.vs, lo[sl], hi[sl], tt[sl], rng)
+                pv, pm = fn(sub, tuple(x[sl] for x in targs))
+                parts_v.append(pv)
+                parts_m.append(pm)
+                self.ctx.check_time()
+            v, m = np.concatenate(parts_v), np.concatenate(parts_m)
+        labels = [s.labels for s in series]
+        return Block(labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
 
     # -- operators --------------------------------------------------------------------------
     def aggregation(self, e: AggregateExpr) -> Block:
