@@ -16,6 +16,7 @@ from omtsdb.model.selector import parse_selector
 from omtsdb.tsdb.analyze import analyze, render
 from omtsdb.tsdb.db import DB, DBOptions
 from omtsdb.tsdb.head import I64_MAX, I64_MIN
+from omtsdb.tsdb.importer import import_columns
 
 _Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -78,20 +79,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     if len(exp) and np.any(exp.ts == NO_TS):
         first = int(np.flatnonzero(exp.ts == NO_TS)[0])
         raise BadDataError(f"sample {first + 1} has no timestamp; import needs timestamps")
-    with DB.open(Path(args.path), DBOptions()) as db:
-        app = db.appender()
-        rep = app.append_columns(exp.series, exp.series_idx, exp.ts, exp.vs)
-        app.commit()
+    path = Path(args.path)
+    path.mkdir(parents=True, exist_ok=True)
+    rep = import_columns(path, exp.series, exp.series_idx, exp.ts, exp.vs)
+    with DB.open(path, DBOptions()) as db:
+        db.compact()  # merge blocks that overlap data already there
     dt = time.perf_counter() - t0
     print(
-        f"imported {len(exp.series)} series, {rep.appended} samples "
-        f"in {dt:.2f}s ({rep.appended / dt if dt else 0:,.0f} samples/s)"
+        f"imported {rep.series} series, {rep.samples} samples into {rep.blocks} blocks "
+        f"in {dt:.2f}s ({rep.samples / dt if dt else 0:,.0f} samples/s)"
     )
-    if rep.rejected:
+    if rep.duplicates:
         print(
-            f"rejected {rep.rejected} samples: {rep.out_of_order} out of order, "
-            f"{rep.duplicates} duplicate timestamps, {rep.out_of_bounds} out of bounds, "
-            f"{rep.invalid} invalid series (first: {rep.first_error})",
+            f"rejected {rep.duplicates} samples: duplicate timestamps with another value "
+            f"(first: {rep.first_error})",
             file=sys.stderr,
         )
         return 1

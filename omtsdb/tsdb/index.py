@@ -11,6 +11,7 @@ import sys
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -102,28 +103,45 @@ class MemPostings:
         parts = [_as_ids(lst) for v, lst in items if m.matches(v) == want]
         return union_sorted(parts).copy()
 
-    def postings_for_matchers(self, matchers: Sequence[Matcher]) -> IDS:
-        """Sorted ids of the series matching every matcher (empty values match absent labels).
+    def values_matching(self, m: Matcher, want: bool) -> IDS:
+        return self._values_matching(m, want)
 
-        With no matcher that rejects the empty string, the result starts from all series."""
-        pos = [m for m in matchers if not m.matches_empty]
-        neg = [m for m in matchers if m.matches_empty]
-        # Most selective first: equality matchers are cheap and usually small.
-        pos.sort(key=lambda m: 0 if m.type is MatchType.EQ else 1)
-        ids: IDS | None = None
-        for m in pos:
-            got = self._values_matching(m, True)
-            ids = got if ids is None else intersect_sorted(ids, got)
-            if ids.size == 0:
-                return _EMPTY
-        if ids is None:
-            ids = self.all_ids()
-        for m in neg:
-            # Series with a value for the label that the matcher rejects are dropped; series
-            # lacking the label (empty value) match.
-            if m.type is MatchType.NRE and m.value == ".*":
-                continue
-            bad = self._values_matching(m, False)
-            if bad.size:
-                ids = np.setdiff1d(ids, bad, assume_unique=True)
-        return ids
+    def postings_for_matchers(self, matchers: Sequence[Matcher]) -> IDS:
+        return postings_for_matchers(self, matchers)
+
+
+class PostingsSource(Protocol):
+    """What :func:`postings_for_matchers` needs of an index (head or block)."""
+
+    def all_ids(self) -> IDS: ...
+
+    def values_matching(self, m: Matcher, want: bool) -> IDS:
+        """Union of postings of ``m.name`` values ``v`` with ``m.matches(v) == want``."""
+        ...
+
+
+def postings_for_matchers(src: PostingsSource, matchers: Sequence[Matcher]) -> IDS:
+    """Sorted ids of the series matching every matcher (empty values match absent labels).
+
+    With no matcher that rejects the empty string, the result starts from all series."""
+    pos = [m for m in matchers if not m.matches_empty]
+    neg = [m for m in matchers if m.matches_empty]
+    # Most selective first: equality matchers are cheap and usually small.
+    pos.sort(key=lambda m: 0 if m.type is MatchType.EQ else 1)
+    ids: IDS | None = None
+    for m in pos:
+        got = src.values_matching(m, True)
+        ids = got if ids is None else intersect_sorted(ids, got)
+        if ids.size == 0:
+            return _EMPTY
+    if ids is None:
+        ids = src.all_ids()
+    for m in neg:
+        # Series with a value for the label that the matcher rejects are dropped; series
+        # lacking the label (empty value) match.
+        if m.type is MatchType.NRE and m.value == ".*":
+            continue
+        bad = src.values_matching(m, False)
+        if bad.size:
+            ids = np.setdiff1d(ids, bad, assume_unique=True)
+    return ids

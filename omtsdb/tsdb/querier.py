@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from omtsdb.errors import BadDataError
 from omtsdb.model.matchers import Matcher
 from omtsdb.storage.interface import Querier, SelectHints, SeriesData
 from omtsdb.tsdb.head import Head
+
+if TYPE_CHECKING:
+    from omtsdb.tsdb.block.reader import Block
 
 
 def check_select_matchers(matchers: Sequence[Matcher]) -> None:
@@ -76,6 +80,34 @@ class HeadQuerier:
                 if v:
                     vals.add(v)
         return sorted(vals)
+
+    def close(self) -> None:
+        pass
+
+
+class BlockQuerier:
+    """The Querier view of one block."""
+
+    def __init__(self, block: Block) -> None:
+        self._b = block
+
+    def select(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> list[SeriesData]:
+        check_select_matchers(matchers)
+        return self._b.select(matchers, mint, maxt, hints)
+
+    def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
+        return sorted(self._b.label_names(matchers))
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], mint: int, maxt: int
+    ) -> list[str]:
+        return sorted(self._b.label_values(name, matchers))
 
     def close(self) -> None:
         pass

@@ -31,7 +31,7 @@ from omtsdb.tsdb.codec.ints import (
 )
 
 VERSION = 1
-TS_GRID, TS_DELTA = 0, 1
+TS_GRID, TS_DELTA, TS_OFFSETS = 0, 1, 2
 VAL_CONST, VAL_DECIMAL, VAL_XOR = 0, 1, 2
 FLAG_BASELINE = 1
 _HDR = struct.Struct("<BBBBIqq")
@@ -69,7 +69,17 @@ def _encode_ts(ts: I64) -> tuple[int, bytes]:
     if np.all(d == d[0]):
         return TS_GRID, b""
     step = int(np.median(d))
-    return TS_DELTA, struct.pack("<q", step) + pack_u64(zigzag(d - step))
+    delta = struct.pack("<q", step) + pack_u64(zigzag(d - step))
+    if step > 0:
+        # the scrape grid: slot k_i = round((t_i - t_0) / step), offsets from the slots
+        k = (ts - ts[0] + step // 2) // step
+        off = ts - ts[0] - k * step
+        if np.all(np.diff(k) > 0):
+            gaps = pack_u64((np.diff(k) - 1).astype(np.uint64))
+            grid = b"".join((struct.pack("<qI", step, len(gaps)), gaps, pack_u64(zigzag(off[1:]))))
+            if len(grid) < len(delta):
+                return TS_OFFSETS, grid
+    return TS_DELTA, delta
 
 
 def _decode_ts(codec: int, payload: bytes | memoryview, n: int, mint: int, maxt: int) -> I64:
@@ -85,6 +95,14 @@ def _decode_ts(codec: int, payload: bytes | memoryview, n: int, mint: int, maxt:
         out[0] = mint
         np.cumsum(d, out=out[1:])
         out[1:] += mint
+        return out
+    if codec == TS_OFFSETS:
+        step, glen = struct.unpack_from("<qI", payload, 0)
+        gaps = unpack_u64(payload[12 : 12 + glen], n - 1).astype(np.int64)
+        k = np.zeros(n, np.int64)
+        np.cumsum(gaps + 1, out=k[1:])
+        out: I64 = mint + k * step
+        out[1:] += unzigzag(unpack_u64(payload[12 + glen :], n - 1))
         return out
     raise CorruptionError(f"chunk: unknown timestamp codec {codec}")
 

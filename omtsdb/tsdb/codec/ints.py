@@ -43,10 +43,13 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
 
 def pack_u64(u: U64) -> bytes:
     """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
-    2 bit-packed at the exact width. The smallest wins."""
+    2 bit-packed at the exact width, 3 byte planes zstd'd, 4 a first value and one repeated
+    value. The smallest wins."""
     mx = int(u.max()) if u.size else 0
     if mx == 0:
         return bytes((0, 0))
+    if u.size > 2 and np.all(u[1:] == u[1]):  # a start value, then one value repeated
+        return bytes((4, 8)) + u[:2].astype("<u8").tobytes()
     bw = next(w for w in _WIDTHS if mx < 1 << (8 * w))
     raw = u.astype(_DT[bw]).tobytes()
     best = bytes((0, bw)) + raw
@@ -54,6 +57,11 @@ def pack_u64(u: U64) -> bytes:
         z = _ZC.compress(raw)
         if len(z) + 2 < len(best):
             best = bytes((1, bw)) + z
+    if len(raw) > 32 and bw > 1:
+        planes = u.astype(_DT[bw]).view(np.uint8).reshape(-1, bw).T.tobytes()
+        z = _ZC.compress(planes)
+        if len(z) + 2 < len(best):
+            best = bytes((3, bw)) + z
     width = mx.bit_length()
     if width % 8 and (u.size * width + 7) // 8 + 2 < len(best):
         best = bytes((2, width)) + _bitpack(u, width)
@@ -69,19 +77,28 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         if data:
             raise CorruptionError("packed integers: bad length")
         return np.zeros(n, np.uint64)
+    if mode == 4:
+        if len(data) != 16 or n < 2:
+            raise CorruptionError("packed integers: bad length")
+        first, rest = np.frombuffer(data, "<u8", 2).astype(np.uint64)
+        out = np.full(n, rest, np.uint64)
+        out[0] = first
+        return out
     if mode == 2:
         if not 1 <= width <= 64:
             raise CorruptionError("packed integers: bad width")
         return _bitunpack(data, n, width)
-    if width not in _DT or mode not in (0, 1):
+    if width not in _DT or mode not in (0, 1, 3):
         raise CorruptionError("packed integers: bad header")
-    if mode == 1:
+    if mode in (1, 3):
         try:
             data = _ZD.decompress(data, max_output_size=n * width)
         except zstandard.ZstdError as e:
             raise CorruptionError(f"zstd: {e}") from None
     if len(data) != n * width:
         raise CorruptionError("packed integers: bad length")
+    if mode == 3:  # byte planes back to little-endian integers
+        data = np.frombuffer(data, np.uint8).reshape(width, n).T.tobytes()
     return np.frombuffer(data, _DT[width]).astype(np.uint64)
 
 
@@ -104,6 +121,8 @@ def best_order(a: I64) -> int:
     """Delta order 0, 1 or 2 whose zig-zagged residuals are smallest."""
     if a.size < 3:
         return 1
+    if np.all(a[2:] - a[1:-1] == a[1] - a[0]):
+        return 1  # constant step: packs as a start value and the step
     f = a.astype(np.float64)
     d1 = np.diff(f)
     d2 = np.diff(d1)

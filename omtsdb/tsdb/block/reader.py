@@ -1,0 +1,234 @@
+"""Reading a block: postings lookups on the index, partial chunk decoding for a time range.
+
+The chunks file is memory-mapped; ``select`` decodes only the chunks of matching series that
+overlap the asked range.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import mmap
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from omtsdb.errors import CorruptionError
+from omtsdb.model.labels import Labels
+from omtsdb.model.matchers import Matcher, MatchType
+from omtsdb.model.samples import F64, I64
+from omtsdb.storage.interface import SelectHints, SeriesData
+from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
+from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
+from omtsdb.tsdb.codec.chunk import decode_chunk
+from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, union_sorted
+
+_EMPTY: IDS = np.empty(0, np.int64)
+_U32_MAX = np.uint64(2**32 - 1)
+
+
+class Block:
+    """An immutable block on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.meta = BlockMeta.read(path / "meta.json")
+        try:
+            raw = (path / "index").read_bytes()
+        except OSError as e:
+            raise CorruptionError(f"{path}: {e}") from None
+        want = self.meta.files.get("index")
+        if want is not None and want != len(raw):
+            raise CorruptionError(f"{path}/index: size {len(raw)}, meta says {want}")
+        sec = decode_index(raw)
+        self._raw = raw
+        so = np.frombuffer(sec["symbol_offsets"], "<u4").astype(np.int64)
+        blob = bytes(sec["symbols"])
+        self.symbols = [blob[a:b].decode() for a, b in itertools.pairwise(so)]
+        self._ser_off = np.frombuffer(sec["series_offsets"], "<u4").astype(np.int64)
+        self._ser_lab = np.frombuffer(sec["series_labels"], "<u4")
+        self._ser_chunks = np.frombuffer(sec["series_chunks"], "<u4").astype(np.int64)
+        self.chunk_table = np.frombuffer(sec["chunk_table"], CHUNK_DT)
+        self._ser_base = np.frombuffer(sec["series_baseline"], "<i4")
+        self._base_off = np.frombuffer(sec["baseline_offsets"], "<u8").astype(np.int64)
+        self._base_blob = sec["baselines"]
+        self._pkeys = np.frombuffer(sec["postings_keys"], "<u8")
+        self._poff = np.frombuffer(sec["postings_offsets"], "<u4").astype(np.int64)
+        self._post = np.frombuffer(sec["postings"], "<u4")
+        self.num_series = int(self._ser_off.size - 1)
+        if self._ser_chunks.size != self.num_series + 1 or self._ser_base.size != self.num_series:
+            raise CorruptionError(f"{path}/index: inconsistent series tables")
+        self._labels: list[Labels | None] = [None] * self.num_series
+        self._by_labels: dict[Labels, int] | None = None
+        self._bases: dict[int, Baseline] = {}
+        self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
+        self._closed = False
+
+    # -- postings ---------------------------------------------------------------------------
+    def _sym(self, s: str) -> int | None:
+        i = bisect.bisect_left(self.symbols, s)
+        return i if i < len(self.symbols) and self.symbols[i] == s else None
+
+    def _key_range(self, name: str) -> tuple[int, int]:
+        ref = self._sym(name)
+        if ref is None:
+            return 0, 0
+        lo = np.uint64(ref) << np.uint64(32)
+        a = int(np.searchsorted(self._pkeys, lo, "left"))
+        b = int(np.searchsorted(self._pkeys, lo | _U32_MAX, "right"))
+        return a, b
+
+    def _postings(self, k: int) -> IDS:
+        return self._post[self._poff[k] : self._poff[k + 1]].astype(np.int64)
+
+    def all_ids(self) -> IDS:
+        return np.arange(self.num_series, dtype=np.int64)
+
+    def values_matching(self, m: Matcher, want: bool) -> IDS:
+        a, b = self._key_range(m.name)
+        if a == b:
+            return _EMPTY
+        if (m.type is MatchType.EQ and want) or (m.type is MatchType.NEQ and not want):
+            ref = self._sym(m.value)
+            if ref is None:
+                return _EMPTY
+            key = self._pkeys[a] & ~_U32_MAX | np.uint64(ref)
+            k = a + int(np.searchsorted(self._pkeys[a:b], key))
+            return self._postings(k) if k < b and self._pkeys[k] == key else _EMPTY
+        vrefs = (self._pkeys[a:b] & _U32_MAX).astype(np.int64)
+        parts = [
+            self._postings(a + i)
+            for i, r in enumerate(vrefs.tolist())
+            if m.matches(self.symbols[r]) == want
+        ]
+        return union_sorted(parts)
+
+    def postings_for_matchers(self, matchers: Sequence[Matcher]) -> IDS:
+        return postings_for_matchers(self, matchers)
+
+    # -- series -----------------------------------------------------------------------------
+    def labels_of(self, i: int) -> Labels:
+        lb = self._labels[i]
+        if lb is None:
+            refs = self._ser_lab[self._ser_off[i] : self._ser_off[i + 1]].tolist()
+            lb = self._labels[i] = Labels.from_flat(tuple(self.symbols[r] for r in refs))
+        return lb
+
+    def find(self, lb: Labels) -> int | None:
+        """Index of the series with exactly these labels."""
+        if self._by_labels is None:
+            self._by_labels = {self.labels_of(i): i for i in range(self.num_series)}
+        return self._by_labels.get(lb)
+
+    def _baseline(self, i: int) -> Baseline | None:
+        k = int(self._ser_base[i])
+        if k < 0:
+            return None
+        b = self._bases.get(k)
+        if b is None:
+            mv = memoryview(self._base_blob)[self._base_off[k] : self._base_off[k + 1]]
+            b = self._bases[k] = decode_baseline(mv)
+        return b
+
+    def series_samples(self, i: int, mint: int, maxt: int) -> tuple[I64, F64] | None:
+        c0, c1 = int(self._ser_chunks[i]), int(self._ser_chunks[i + 1])
+        rows = self.chunk_table[c0:c1]
+        sel = np.flatnonzero((rows["maxt"] >= mint) & (rows["mint"] <= maxt))
+        if sel.size == 0:
+            return None
+        base = self._baseline(i)
+        ts_parts: list[I64] = []
+        vs_parts: list[F64] = []
+        mm = self._mm
+        for r in rows[sel].tolist():
+            off, ln = r[2], r[3]
+            t, v = decode_chunk(mm[off : off + ln], base)
+            ts_parts.append(t)
+            vs_parts.append(v)
+        ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
+        vs = np.concatenate(vs_parts) if len(vs_parts) > 1 else vs_parts[0]
+        if ts[0] < mint or ts[-1] > maxt:
+            lo = int(np.searchsorted(ts, mint, "left"))
+            hi = int(np.searchsorted(ts, maxt, "right"))
+            if hi <= lo:
+                return None
+            ts, vs = ts[lo:hi], vs[lo:hi]
+        return ts, vs
+
+    def select(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> list[SeriesData]:
+        """Series in label order (the block's order) with samples in [mint, maxt]."""
+        if mint >= self.meta.max_time or maxt < self.meta.min_time:
+            return []
+        out = []
+        for i in self.postings_for_matchers(matchers).tolist():
+            got = self.series_samples(i, mint, maxt)
+            if got is not None:
+                out.append(SeriesData(self.labels_of(i), got[0], got[1]))
+        return out
+
+    def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
+        for i in range(self.num_series):
+            got = self.series_samples(i, mint, maxt)
+            if got is not None:
+                yield SeriesData(self.labels_of(i), got[0], got[1])
+
+    def ids_for(self, matchers: Sequence[Matcher]) -> IDS:
+        return self.postings_for_matchers(matchers) if matchers else self.all_ids()
+
+    def label_names(self, matchers: Sequence[Matcher]) -> set[str]:
+        if not matchers:
+            refs = np.unique((self._pkeys >> np.uint64(32)).astype(np.int64))
+            return {self.symbols[r] for r in refs.tolist()}
+        names: set[str] = set()
+        for i in self.ids_for(matchers).tolist():
+            names.update(self.labels_of(i).names())
+        return names
+
+    def label_values(self, name: str, matchers: Sequence[Matcher]) -> set[str]:
+        a, b = self._key_range(name)
+        if a == b:
+            return set()
+        if not matchers:
+            return {self.symbols[r] for r in (self._pkeys[a:b] & _U32_MAX).tolist()}
+        ids = self.ids_for(matchers)
+        out = set()
+        for k in range(a, b):
+            if intersect_sorted(self._postings(k), ids).size:
+                out.add(self.symbols[int(self._pkeys[k] & _U32_MAX)])
+        return out
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if isinstance(self._mm, mmap.mmap):
+                # a decoded view may still refer to it; then GC unmaps it later
+                with contextlib.suppress(BufferError):
+                    self._mm.close()
+
+
+def _map(path: Path, want: int | None) -> mmap.mmap | bytes:
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            if want is not None and size != want:
+                raise CorruptionError(f"{path}: size {size}, meta says {want}")
+            if size < 8:
+                raise CorruptionError(f"{path}: short file")
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise CorruptionError(f"{path}: {e}") from None
+    if mm[:4] != CHUNKS_MAGIC:
+        mm.close()
+        raise CorruptionError(f"{path}: bad magic")
+    return mm
