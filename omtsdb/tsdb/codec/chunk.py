@@ -101,7 +101,7 @@ def _decode_ts(codec: int, payload: bytes | memoryview, n: int, mint: int, maxt:
         gaps = unpack_u64(payload[12 : 12 + glen], n - 1).astype(np.int64)
         k = np.zeros(n, np.int64)
         np.cumsum(gaps + 1, out=k[1:])
-        out: I64 = mint + k * step
+        out = np.asarray(mint + k * step, np.int64)
         out[1:] += unzigzag(unpack_u64(payload[12 + glen :], n - 1))
         return out
     raise CorruptionError(f"chunk: unknown timestamp codec {codec}")
