@@ -169,7 +169,7 @@ def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes,
     order = best_order(resid)
     body = [
         _DEC.pack(dec, order, exc.size),
-        pack_u64(zigzag(deltas(resid, order))),
+        _pack_residuals(deltas(resid, order), order),
     ]
     if exc.size:
         body.insert(1, pack_u64(exc.astype(np.uint64)))
@@ -177,6 +177,21 @@ def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes,
         # lengths are needed to split: prefix the packed exception positions with their size
         body[1] = _U32.pack(len(body[1])) + body[1]
     return b"".join(body), used_base
+
+
+def _pack_residuals(d: I64, order: int) -> bytes:
+    """The first ``order`` (undifferenced start) values raw, the rest packed: keeps one big
+    start value from widening the small deltas."""
+    head = d[: min(order, d.size)]
+    return head.astype("<i8").tobytes() + pack_u64(zigzag(d[head.size :]))
+
+
+def _unpack_residuals(buf: bytes | memoryview, n: int, order: int) -> I64:
+    k = min(order, n)
+    out = np.empty(n, np.int64)
+    out[:k] = np.frombuffer(buf, "<i8", k)
+    out[k:] = unzigzag(unpack_u64(memoryview(buf)[8 * k :], n - k))
+    return out
 
 
 def _decode_decimal(
@@ -193,7 +208,7 @@ def _decode_decimal(
         off += plen
         exc_bits = np.frombuffer(payload, "<u8", nexc, off).astype(np.uint64)
         off += 8 * nexc
-    resid = undeltas(unzigzag(unpack_u64(payload[off:], n)), order)
+    resid = undeltas(_unpack_residuals(payload[off:], n, order), order)
     if used_base:
         if baseline is None:
             raise CorruptionError("chunk was encoded against a baseline; none given")

@@ -44,10 +44,12 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
 def pack_u64(u: U64) -> bytes:
     """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
     2 bit-packed at the exact width, 3 byte planes zstd'd, 4 a first value and one repeated
-    value. The smallest wins."""
+    value, 5 one value repeated. The smallest wins."""
     mx = int(u.max()) if u.size else 0
     if mx == 0:
         return bytes((0, 0))
+    if u.size > 1 and np.all(u == u[0]):  # one value repeated
+        return bytes((5, 8)) + u[:1].astype("<u8").tobytes()
     if u.size > 2 and np.all(u[1:] == u[1]):  # a start value, then one value repeated
         return bytes((4, 8)) + u[:2].astype("<u8").tobytes()
     bw = next(w for w in _WIDTHS if mx < 1 << (8 * w))
@@ -77,6 +79,10 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         if data:
             raise CorruptionError("packed integers: bad length")
         return np.zeros(n, np.uint64)
+    if mode == 5:
+        if len(data) != 8:
+            raise CorruptionError("packed integers: bad length")
+        return np.full(n, np.frombuffer(data, "<u8", 1)[0], np.uint64)
     if mode == 4:
         if len(data) != 16 or n < 2:
             raise CorruptionError("packed integers: bad length")
