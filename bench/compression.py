@@ -42,7 +42,7 @@ SMALL = {
 }
 
 
-def du(path: Path, pred: object = None) -> int:
+def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
@@ -147,9 +147,8 @@ def main() -> None:
     for name, nser, nsamp, om_all, om_ci, prom, vm in rows:
         p = f"{prom / nsamp:.3f} | {om_all / prom:.2f}" if prom else "n/a | n/a"
         v = f"{vm / nsamp:.3f} | {om_all / vm:.2f}" if vm else "not installed | n/a"
-        print(
-            f"| {name} | {nser} | {nsamp} | {om_all / nsamp:.3f} | {om_ci / nsamp:.3f} | {p} | {v} |"
-        )
+        om = f"{om_all / nsamp:.3f} | {om_ci / nsamp:.3f}"
+        print(f"| {name} | {nser} | {nsamp} | {om} | {p} | {v} |")
     sys.stdout.flush()
 
 
