@@ -36,9 +36,11 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
     if len(data) != need:
         raise CorruptionError("bit-packed integers: bad length")
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
-    full = np.zeros((n, 64), np.uint8)
+    w = next(b for b in _WIDTHS if width <= 8 * b)  # pad to the narrowest integer type
+    full = np.zeros((n, 8 * w), np.uint8)
     full[:, :width] = bits.reshape(n, width)
-    return np.packbits(full, axis=1, bitorder="little").view("<u8").reshape(n).astype(np.uint64)
+    packed = np.packbits(full, axis=1, bitorder="little")
+    return packed.view(_DT[w]).reshape(n).astype(np.uint64)
 
 
 def pack_u64(u: U64) -> bytes:
