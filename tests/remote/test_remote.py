@@ -189,7 +189,7 @@ def test_rw1_out_of_order_and_duplicates_are_400_and_rolled_back() -> None:
             c, "/api/v1/write", snappy(write_request_v1(node_series(3, T0 + 5000)))
         )
         assert st == 204
-        late = node_series(3, T0) + [({"__name__": "fresh", "job": "x"}, [(T0, 1.0)])]
+        late = [*node_series(3, T0), ({"__name__": "fresh", "job": "x"}, [(T0, 1.0)])]
         st, text, _ = await post(c, "/api/v1/write", snappy(write_request_v1(late)))
         assert st == 400 and b"out of order" in text
         assert samples(db, "fresh") == {}  # the whole request was rolled back
@@ -462,7 +462,7 @@ def otlp_request() -> bytes:
 
 def test_otlp_translation() -> None:
     async def go(c: Client, db: DB) -> None:
-        st, body, h = await post(
+        st, body, _h = await post(
             c,
             "/api/v1/otlp/v1/metrics",
             otlp_request(),
