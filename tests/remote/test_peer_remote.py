@@ -18,10 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from omtsdb.remote.build import snappy, write_request_v1
 from tests.api.test_peer_prometheus import free_port, wait_ready
 from tests.conftest import ROOT, peer_bin
-
-from omtsdb.remote.build import snappy, write_request_v1
 
 
 @contextmanager
@@ -180,4 +179,4 @@ remote_read:
             )
             with urllib.request.urlopen(url, timeout=10) as r:
                 vals = json.load(r)["data"]["result"][0]["values"]
-            assert [(int(round(float(x) * 1000)), float(y)) for x, y in vals] == series[1][1]
+            assert [(round(float(x) * 1000), float(y)) for x, y in vals] == series[1][1]
