@@ -20,6 +20,7 @@ from omtsdb.model.labels import Labels
 from omtsdb.model.selector import parse_selector
 from omtsdb.promql.engine import Engine
 from omtsdb.promql.parser import format_expr, parse
+from omtsdb.remote import RemoteOptions, register_remote_routes
 from omtsdb.storage.interface import Queryable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +31,7 @@ class APIOptions:
     max_concurrency: int = 20
     flags: dict[str, str] = field(default_factory=dict)
     storage_path: str = ""
+    remote_write_receiver: bool = True
     started: float = field(default_factory=time.time)
 
 
@@ -381,10 +383,12 @@ def create_app(
         r.add_get(path, h)
         r.add_post(path, h)
     r.add_get("/api/v1/label/{name}/values", label_values)
-    r.add_get("/api/v1/metadata", empty_dict)
     r.add_get("/api/v1/status/buildinfo", buildinfo)
     r.add_get("/api/v1/status/flags", flags)
     r.add_get("/api/v1/status/runtimeinfo", runtimeinfo)
+    register_remote_routes(
+        app, queryable, RemoteOptions(enable_remote_write_receiver=opts.remote_write_receiver)
+    )
     r.add_route("*", "/-/healthy", healthy)
     r.add_route("*", "/-/ready", ready)
     r.add_route("*", "/api/v1/{tail:.*}", not_found)

@@ -29,6 +29,13 @@ def register(sub: Any) -> None:
     p.add_argument("--query.max-concurrency", dest="concurrency", type=int, default=20)
     p.add_argument("--storage.tsdb.retention.time", dest="retention", default="15d")
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true")
+    p.add_argument(
+        "--web.enable-remote-write-receiver",
+        dest="rw_receiver",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="accept remote write on /api/v1/write (default on)",
+    )
     p.add_argument("--log.level", dest="log_level", default="info")
     p.set_defaults(func=cmd_serve)
 
@@ -53,6 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "query.lookback-delta": args.lookback,
         "query.max-concurrency": str(args.concurrency),
         "storage.tsdb.retention.time": args.retention,
+        "web.enable-remote-write-receiver": str(args.rw_receiver).lower(),
     }
     db = DB.open(Path(args.path), DBOptions())
     try:
@@ -69,7 +77,12 @@ async def _serve(
     app = create_app(
         db,
         engine,
-        APIOptions(max_concurrency=args.concurrency, flags=flags, storage_path=args.path),
+        APIOptions(
+            max_concurrency=args.concurrency,
+            flags=flags,
+            storage_path=args.path,
+            remote_write_receiver=args.rw_receiver,
+        ),
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

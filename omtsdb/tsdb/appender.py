@@ -80,6 +80,22 @@ class HeadAppender:
             self.report.new_series += 1
         return sid
 
+    def ref(self, labels: Labels) -> int:
+        """The head id of ``labels``, creating the series (after validating it) if needed."""
+        return self._ref(labels)
+
+    def append_refs(self, refs: I64, ts: I64, vs: F64) -> AppendReport:
+        """Stage samples by head id (from ``ref``): sample ``i`` belongs to series ``refs[i]``.
+        Bad samples are skipped and counted in the returned report, as ``append_columns``."""
+        refs = np.ascontiguousarray(refs, np.int64)
+        ts = np.ascontiguousarray(ts, np.int64)
+        vs = np.ascontiguousarray(vs, np.float64)
+        refs, ts, vs, err, nbad = self._validate(refs, ts, vs)
+        if err is not None:
+            self.report.note(err, nbad)
+        self._stage(refs, ts, vs)
+        return self.report
+
     def append(self, labels: Labels, ts: I64, vs: F64) -> None:
         """Stage samples of one series; raises for samples the head would refuse."""
         ts = np.ascontiguousarray(ts, np.int64)

@@ -57,6 +57,7 @@ class Head:
         self._logged = np.zeros(n, np.bool_)  # series record is in the WAL
         self.num_samples = 0
         self.num_series = 0
+        self.removed_series_total = 0  # grows when truncate drops series (ids are not reused)
         self.mint = I64_MAX
         self.maxt = I64_MIN
 
@@ -282,6 +283,7 @@ class Head:
                 self._first[sid] = fm if fm is not None else int(self._tbase[sid])
             if removed:
                 self.num_series -= removed
+                self.removed_series_total += removed
                 self.postings.rebuild(
                     (sid, lb) for sid, lb in enumerate(self._labels) if lb is not None
                 )

@@ -1,0 +1,269 @@
+"""aiohttp handlers of the ingestion and remote-storage endpoints and the one function that
+registers them. Remote write and remote read answer in plain text as Prometheus's handlers do;
+the ``/api/v1/*`` import, OTLP and metadata endpoints use the JSON envelope for errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+from aiohttp import web
+
+from omtsdb.api.envelope import success
+from omtsdb.errors import BadDataError, OmtsdbError
+from omtsdb.model.exposition import NO_TS, parse
+from omtsdb.remote import otlp
+from omtsdb.remote.metadata import MetadataStore
+from omtsdb.remote.read import (
+    SAMPLES,
+    STREAM_CONTENT_TYPE,
+    chunked_frames,
+    decode_read_request,
+    samples_response,
+    select,
+)
+from omtsdb.remote.wire import (
+    RW2,
+    UnsupportedMediaError,
+    media_type,
+    read_body,
+    snappy_decode,
+    snappy_encode,
+    write_message_type,
+)
+from omtsdb.remote.write import RemoteWriter, WriteOutcome
+from omtsdb.storage.interface import Queryable
+from omtsdb.tsdb.db import DB
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DISABLED_MSG = "remote write receiver needs to be enabled with --web.enable-remote-write-receiver"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOptions:
+    enable_remote_write_receiver: bool = True
+    enable_otlp_receiver: bool = True
+    max_body_bytes: int = 32 * 2**20
+    max_decoded_bytes: int = 64 * 2**20
+    read_sample_limit: int = 50_000_000
+    read_max_bytes_in_frame: int = 2**20
+    ingest_threads: int = 2
+
+
+@dataclass
+class RemoteState:
+    db: Queryable
+    opts: RemoteOptions
+    metadata: MetadataStore
+    writer: RemoteWriter | None
+    pool: ThreadPoolExecutor
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+
+REMOTE: web.AppKey[RemoteState] = web.AppKey("omtsdb_remote", RemoteState)
+
+
+def _text(status: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=msg.rstrip("\n") + "\n", headers=headers)
+
+
+def _v2_headers(out: WriteOutcome) -> dict[str, str]:
+    return {
+        "X-Prometheus-Remote-Write-Samples-Written": str(out.samples),
+        "X-Prometheus-Remote-Write-Histograms-Written": str(out.histograms),
+        "X-Prometheus-Remote-Write-Exemplars-Written": str(out.exemplars),
+    }
+
+
+async def remote_write(req: web.Request) -> web.StreamResponse:
+    st = req.app[REMOTE]
+    if st.writer is None or not st.opts.enable_remote_write_receiver:
+        return _text(404, DISABLED_MSG)
+    writer = st.writer
+    try:
+        msg = write_message_type(
+            req.headers.get("Content-Type", ""), req.headers.get("Content-Encoding", "")
+        )
+    except UnsupportedMediaError as e:
+        return _text(415, str(e))
+    v2 = msg == RW2
+    try:
+        body = await read_body(req, st.opts.max_body_bytes)
+        data = snappy_decode(body, st.opts.max_decoded_bytes)
+        fn = writer.write_v2 if v2 else writer.write_v1
+        out = await st.run(lambda: fn(data))
+    except OmtsdbError as e:
+        return _text(
+            e.status if e.status < 500 else 500, str(e), _v2_headers(WriteOutcome()) if v2 else None
+        )
+    except Exception as e:  # the sender retries a 5xx
+        log.exception("remote write failed")
+        return _text(500, f"{type(e).__name__}: {e}")
+    headers = _v2_headers(out) if v2 else None
+    if out.errors:
+        return _text(400, "; ".join(out.errors), headers)
+    return web.Response(status=204, headers=headers)
+
+
+async def remote_read(req: web.Request) -> web.StreamResponse:
+    st = req.app[REMOTE]
+    try:
+        body = await read_body(req, st.opts.max_body_bytes)
+        queries, rtype = decode_read_request(snappy_decode(body, st.opts.max_decoded_bytes))
+        results = await st.run(lambda: [select(st.db, q) for q in queries])
+        if rtype == SAMPLES:
+            payload = await st.run(
+                lambda: snappy_encode(samples_response(results, st.opts.read_sample_limit))
+            )
+            return web.Response(
+                body=payload,
+                headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
+            )
+        frames = await st.run(
+            lambda: [
+                f
+                for i, series in enumerate(results)
+                for f in chunked_frames(i, series, st.opts.read_max_bytes_in_frame)
+            ]
+        )
+    except OmtsdbError as e:
+        return _text(e.status if e.status < 500 else 500, str(e))
+    except Exception as e:
+        log.exception("remote read failed")
+        return _text(500, f"{type(e).__name__}: {e}")
+    resp = web.StreamResponse(headers={"Content-Type": STREAM_CONTENT_TYPE})
+    await resp.prepare(req)
+    for f in frames:
+        await resp.write(f)
+    await resp.write_eof()
+    return resp
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """aiohttp has already undone gzip/deflate/br Content-Encoding (and counted the decoded
+    bytes against the body limit); any other encoding is refused."""
+    if encoding.strip().lower() not in ("", "identity", "gzip", "deflate", "br"):
+        raise UnsupportedMediaError(f"unsupported Content-Encoding {encoding!r}")
+    return body
+
+
+def _append_samples(
+    db: DB, series: list[Any], idx: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], vs: Any
+) -> int:
+    """One batch, all or nothing: any refused sample rolls the whole batch back (400)."""
+    app = db.appender()
+    report = app.append_columns(series, idx, ts, vs)
+    if report.rejected:
+        app.rollback()
+        raise BadDataError(
+            f"{report.rejected} samples refused, nothing imported: {report.first_error}"
+        )
+    app.commit()
+    return report.appended
+
+
+async def import_prometheus(req: web.Request) -> web.Response:
+    st = req.app[REMOTE]
+    if not isinstance(st.db, DB):
+        raise BadDataError("this storage does not accept writes")
+    db = st.db
+    body = _decoded(
+        await read_body(req, st.opts.max_body_bytes), req.headers.get("Content-Encoding", "")
+    )
+    now_ms = int(time.time() * 1000)
+
+    def work() -> None:
+        exp = parse(body, "text")
+        ts = np.where(exp.ts == NO_TS, now_ms, exp.ts)
+        if len(exp):
+            _append_samples(db, exp.series, exp.series_idx, ts, exp.vs)
+        for name, md in exp.metadata.items():
+            st.metadata.add(name, md.type or "unknown", md.help, md.unit)
+
+    await st.run(work)
+    return web.Response(status=204)
+
+
+async def otlp_metrics(req: web.Request) -> web.Response:
+    st = req.app[REMOTE]
+    if not isinstance(st.db, DB) or not st.opts.enable_otlp_receiver:
+        return _text(404, "otlp receiver needs to be enabled")
+    db = st.db
+    mt, _ = media_type(req.headers.get("Content-Type", ""))
+    if mt != "application/x-protobuf":
+        return _text(415, f"unsupported content type {mt!r}: only application/x-protobuf")
+    body = _decoded(
+        await read_body(req, st.opts.max_body_bytes), req.headers.get("Content-Encoding", "")
+    )
+
+    def work() -> otlp.Translated:
+        tr = otlp.translate(otlp.decode_request(body))
+        if tr.samples:
+            series = [s[0] for s in tr.samples]
+            n = len(series)
+            ts = np.fromiter((s[1] for s in tr.samples), np.int64, n)
+            vs = np.fromiter((s[2] for s in tr.samples), np.float64, n)
+            _append_samples(db, series, np.arange(n), ts, vs)
+        for name, typ, help_, unit in tr.metadata:
+            st.metadata.add(name, typ, help_, unit)
+        return tr
+
+    tr = await st.run(work)
+    if tr.skipped:
+        log.warning("OTLP: %s", "; ".join(tr.skipped[:10]))
+    return web.Response(status=200, body=b"", content_type="application/x-protobuf")
+
+
+def _int_param(req: web.Request, name: str) -> int:
+    s = req.query.get(name, "")
+    if s == "":
+        return -1
+    try:
+        return int(s)
+    except ValueError:
+        raise BadDataError(f"{name} must be a number") from None
+
+
+async def metadata(req: web.Request) -> web.Response:
+    st = req.app[REMOTE]
+    data = st.metadata.query(
+        _int_param(req, "limit"), _int_param(req, "limit_per_metric"), req.query.get("metric", "")
+    )
+    return web.Response(body=success(data), content_type="application/json")
+
+
+def register_remote_routes(
+    app: web.Application,
+    db: Queryable,
+    opts: RemoteOptions | None = None,
+    metadata_store: MetadataStore | None = None,
+) -> RemoteState:
+    """Add /api/v1/write, /api/v1/read, /api/v1/import/prometheus, /api/v1/otlp/v1/metrics and
+    /api/v1/metadata to ``app`` (call before any catch-all route). Writes need a ``DB``."""
+    opts = opts or RemoteOptions()
+    store = metadata_store or MetadataStore()
+    writer = RemoteWriter(db, store) if isinstance(db, DB) else None
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.ingest_threads), thread_name_prefix="ingest")
+    st = RemoteState(db, opts, store, writer, pool)
+    app[REMOTE] = st
+
+    async def _close(app: web.Application) -> None:
+        pool.shutdown(wait=True)
+
+    app.on_cleanup.append(_close)
+    r = app.router
+    r.add_post("/api/v1/write", remote_write)
+    r.add_post("/api/v1/read", remote_read)
+    r.add_post("/api/v1/import/prometheus", import_prometheus)
+    r.add_post("/api/v1/otlp/v1/metrics", otlp_metrics)
+    r.add_get("/api/v1/metadata", metadata)
+    return st
