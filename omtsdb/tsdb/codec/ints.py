@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import numpy.typing as npt
 import zstandard
@@ -35,6 +37,19 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
     need = (n * width + 7) // 8
     if len(data) != need:
         raise CorruptionError("bit-packed integers: bad length")
+    if width <= 8:
+        # 8 values of `width` bits are exactly `width` bytes: widen each group to a u64 and
+        # cut it with 8 shifts at once
+        m = -(-n // 8)
+        grp = np.zeros((m, 8), np.uint8)
+        raw = np.frombuffer(data, np.uint8)
+        flat = np.zeros(m * width, np.uint8)
+        flat[: raw.size] = raw
+        grp[:, :width] = flat.reshape(m, width)
+        words = grp.view("<u8")  # (m, 1)
+        shifts = (np.arange(8, dtype=np.uint64) * np.uint64(width)).reshape(1, 8)
+        vals = (words >> shifts) & np.uint64((1 << width) - 1)
+        return vals.reshape(-1)[:n].astype(np.uint64)
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
     w = next(b for b in _WIDTHS if width <= 8 * b)  # pad to the narrowest integer type
     full = np.zeros((n, 8 * w), np.uint8)
@@ -46,7 +61,7 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
 def pack_u64(u: U64) -> bytes:
     """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
     2 bit-packed at the exact width, 3 byte planes zstd'd, 4 a first value and one repeated
-    value, 5 one value repeated. The smallest wins."""
+    value, 5 one value repeated, 6 bit-packed then zstd'd, 7 Golomb-Rice (width = k). The smallest wins."""
     mx = int(u.max()) if u.size else 0
     if mx == 0:
         return bytes((0, 0))
@@ -69,7 +84,61 @@ def pack_u64(u: U64) -> bytes:
     width = mx.bit_length()
     if width % 8 and (u.size * width + 7) // 8 + 2 < len(best):
         best = bytes((2, width)) + _bitpack(u, width)
+    if u.size > 32 and width < 8:
+        z = _ZC.compress(_bitpack(u, width))
+        if len(z) + 2 < len(best):
+            best = bytes((6, width)) + z
+    if u.size > 32:
+        k = _rice_k(u)
+        if k is not None:
+            r = _rice_encode(u, k)
+            if len(r) + 2 < len(best):
+                best = bytes((7, k)) + r
     return best
+
+
+def _rice_k(u: U64) -> int | None:
+    """The Rice parameter minimising the coded size, near log2(mean * ln 2)."""
+    mean = float(u.mean())
+    guess = max(0, int(np.log2(mean * 0.69)) if mean >= 1.5 else 0)
+    best: tuple[int, int] | None = None
+    for k in range(max(0, guess - 1), min(63, guess + 2)):
+        bits = int((u >> np.uint64(k)).sum()) + u.size * (k + 1)
+        if best is None or bits < best[0]:
+            best = (bits, k)
+    if best is None or best[0] > 64 * u.size:
+        return None
+    return best[1]
+
+
+def _rice_encode(u: U64, k: int) -> bytes:
+    """Golomb-Rice: the quotients ``u >> k`` in unary (ones, then a zero) as one bit stream,
+    the ``k``-bit remainders bit-packed as another: both directions are array operations."""
+    q = (u >> np.uint64(k)).astype(np.int64)
+    bits = np.ones(int(q.sum()) + u.size, np.uint8)
+    bits[np.cumsum(q + 1) - 1] = 0
+    unary = np.packbits(bits, bitorder="little").tobytes()
+    rem = _bitpack(u & np.uint64((1 << k) - 1), k) if k else b""
+    return struct.pack("<I", len(unary)) + unary + rem
+
+
+def _rice_decode(data: bytes, n: int, k: int) -> U64:
+    if len(data) < 4 or k > 63:
+        raise CorruptionError("rice: bad header")
+    (ulen,) = struct.unpack_from("<I", data, 0)
+    if 4 + ulen > len(data):
+        raise CorruptionError("rice: bad length")
+    bits = np.unpackbits(np.frombuffer(data, np.uint8, ulen, 4), bitorder="little")
+    zeros = np.flatnonzero(bits == 0)
+    if zeros.size < n:
+        raise CorruptionError("rice: truncated")
+    q = np.diff(zeros[:n], prepend=-1) - 1
+    out = q.astype(np.uint64) << np.uint64(k)
+    if k:
+        out |= _bitunpack(data[4 + ulen :], n, k)
+    elif len(data) != 4 + ulen:
+        raise CorruptionError("rice: bad length")
+    return out
 
 
 def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
@@ -81,6 +150,16 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         if data:
             raise CorruptionError("packed integers: bad length")
         return np.zeros(n, np.uint64)
+    if mode == 6:
+        if not 1 <= width <= 8:
+            raise CorruptionError("packed integers: bad width")
+        try:
+            packed = _ZD.decompress(data, max_output_size=(n * width + 7) // 8)
+        except zstandard.ZstdError as e:
+            raise CorruptionError(f"zstd: {e}") from None
+        return _bitunpack(packed, n, width)
+    if mode == 7:
+        return _rice_decode(data, n, width)
     if mode == 5:
         if len(data) != 8:
             raise CorruptionError("packed integers: bad length")
