@@ -61,7 +61,8 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
 def pack_u64(u: U64) -> bytes:
     """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
     2 bit-packed at the exact width, 3 byte planes zstd'd, 4 a first value and one repeated
-    value, 5 one value repeated, 6 bit-packed then zstd'd, 7 Golomb-Rice (width = k). The smallest wins."""
+    value, 5 one value repeated, 6 bit-packed then zstd'd, 7 Golomb-Rice (width = k).
+    The smallest wins."""
     mx = int(u.max()) if u.size else 0
     if mx == 0:
         return bytes((0, 0))
