@@ -49,7 +49,8 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
         words = grp.view("<u8")  # (m, 1)
         shifts = (np.arange(8, dtype=np.uint64) * np.uint64(width)).reshape(1, 8)
         vals = (words >> shifts) & np.uint64((1 << width) - 1)
-        return vals.reshape(-1)[:n].astype(np.uint64)
+        out: U64 = vals.reshape(-1)[:n].astype(np.uint64)
+        return out
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
     w = next(b for b in _WIDTHS if width <= 8 * b)  # pad to the narrowest integer type
     full = np.zeros((n, 8 * w), np.uint8)
