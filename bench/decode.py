@@ -36,8 +36,8 @@ def main() -> None:
         decoded = [0]
         real = block_reader.decode_chunk
 
-        def counting(buf, base=None):  # type: ignore[no-untyped-def]
-            out = real(buf, base)
+        def counting(buf, base=None, ts=None):  # type: ignore[no-untyped-def]
+            out = real(buf, base, ts)
             decoded[0] += out[0].size
             return out
 

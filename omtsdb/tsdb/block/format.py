@@ -38,7 +38,15 @@ SECTIONS = (
     "postings",  # u32 series indices, ascending within a key
 )
 CHUNK_DT = np.dtype(
-    [("mint", "<i8"), ("maxt", "<i8"), ("off", "<u8"), ("len", "<u4"), ("n", "<u4")]
+    [
+        ("mint", "<i8"),
+        ("maxt", "<i8"),
+        ("off", "<u8"),
+        ("len", "<u4"),
+        ("n", "<u4"),
+        ("tsref", "<i4"),  # row of the chunk whose timestamps this one shares, or -1
+        ("pad", "<u4"),
+    ]
 )
 _IHDR = struct.Struct("<4sII")
 _SEC = struct.Struct("<QQII")

@@ -63,6 +63,7 @@ class Block:
         self._labels: list[Labels | None] = [None] * self.num_series
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
+        self._ts_cache: dict[int, I64] = {}
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
         self._closed = False
 
@@ -143,8 +144,10 @@ class Block:
         vs_parts: list[F64] = []
         mm = self._mm
         for r in rows[sel].tolist():
-            off, ln = r[2], r[3]
-            t, v = decode_chunk(mm[off : off + ln], base)
+            off, ln, ref = r[2], r[3], r[5]
+            t, v = decode_chunk(
+                mm[off : off + ln], base, self._shared_ts(ref) if ref >= 0 else None
+            )
             ts_parts.append(t)
             vs_parts.append(v)
         ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
@@ -156,6 +159,20 @@ class Block:
                 return None
             ts, vs = ts[lo:hi], vs[lo:hi]
         return ts, vs
+
+    def _shared_ts(self, row: int) -> I64:
+        """Timestamps of chunk ``row`` (which others share), decoded once and cached."""
+        got = self._ts_cache.get(row)
+        if got is None:
+            if not 0 <= row < self.chunk_table.size:
+                raise CorruptionError(f"{self.path}: bad shared-timestamps reference {row}")
+            r = self.chunk_table[row]
+            off, ln = int(r["off"]), int(r["len"])
+            got = decode_chunk(self._mm[off : off + ln])[0]
+            if len(self._ts_cache) >= 65536:
+                self._ts_cache.clear()
+            self._ts_cache[row] = got
+        return got
 
     def select(
         self,

@@ -46,15 +46,27 @@ def split_points(n: int, per_chunk: int) -> list[int]:
 
 
 def encode_series(
-    ts: I64, vs: F64, per_chunk: int, baseline: Baseline | None
+    ts: I64,
+    vs: F64,
+    per_chunk: int,
+    baseline: Baseline | None,
+    shared: list[bool] | None = None,
 ) -> tuple[list[bytes], bool]:
     """Chunks of one series, and whether they use ``baseline`` (only when that pays for the
-    baseline's own bytes)."""
+    baseline's own bytes). ``shared[i]``: chunk ``i``'s timestamps are stored elsewhere."""
     cuts = split_points(int(ts.size), per_chunk)
-    plain = [encode_chunk(ts[a:b], vs[a:b]) for a, b in itertools.pairwise(cuts)]
+    sh = shared or [False] * (len(cuts) - 1)
+
+    def enc(base: Baseline | None) -> list[bytes]:
+        return [
+            encode_chunk(ts[a:b], vs[a:b], base, shared_ts=s)
+            for (a, b), s in zip(itertools.pairwise(cuts), sh, strict=True)
+        ]
+
+    plain = enc(None)
     if baseline is None:
         return plain, False
-    based = [encode_chunk(ts[a:b], vs[a:b], baseline) for a, b in itertools.pairwise(cuts)]
+    based = enc(baseline)
     cost = sum(map(len, based)) + len(encode_baseline(baseline))
     if cost < sum(map(len, plain)):
         return based, True
@@ -70,7 +82,8 @@ class _Writer:
         self.baselines = baselines
         self.labels: list[Labels] = []
         self.series_chunks = [0]
-        self.rows: list[tuple[int, int, int, int, int]] = []
+        self.rows: list[tuple[int, int, int, int, int, int, int]] = []
+        self.ts_rows: dict[bytes, int] = {}  # timestamps -> first row that stores them
         self.series_base: list[int] = []
         self.base_blobs: list[bytes] = []
         self.samples = 0
@@ -83,10 +96,17 @@ class _Writer:
         if self.labels and not self.labels[-1].sort_key() < lb.sort_key():
             raise ValueError("block series must be added in label order, without repeats")
         base = self.baselines(lb) if self.baselines is not None else None
-        chunks, used = encode_series(ts, vs, self.per_chunk, base)
         cuts = split_points(int(ts.size), self.per_chunk)
-        for (a, b), c in zip(itertools.pairwise(cuts), chunks, strict=True):
-            self.rows.append((int(ts[a]), int(ts[b - 1]), self.off, len(c), b - a))
+        refs: list[int] = []
+        for a, b in itertools.pairwise(cuts):
+            key = ts[a:b].tobytes()
+            ref = self.ts_rows.get(key, -1) if b - a > 2 else -1
+            if ref < 0:
+                self.ts_rows[key] = len(self.rows) + len(refs)
+            refs.append(ref)
+        chunks, used = encode_series(ts, vs, self.per_chunk, base, [r >= 0 for r in refs])
+        for (a, b), c, ref in zip(itertools.pairwise(cuts), chunks, refs, strict=True):
+            self.rows.append((int(ts[a]), int(ts[b - 1]), self.off, len(c), b - a, ref, 0))
             self.f.write(c)
             self.off += len(c)
         if used and base is not None:

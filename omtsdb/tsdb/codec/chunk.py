@@ -31,7 +31,7 @@ from omtsdb.tsdb.codec.ints import (
 )
 
 VERSION = 1
-TS_GRID, TS_DELTA, TS_OFFSETS = 0, 1, 2
+TS_GRID, TS_DELTA, TS_OFFSETS, TS_SHARED = 0, 1, 2, 3
 VAL_CONST, VAL_DECIMAL, VAL_XOR = 0, 1, 2
 FLAG_BASELINE = 1
 _HDR = struct.Struct("<BBBBIqq")
@@ -84,8 +84,8 @@ def _encode_ts(ts: I64) -> tuple[int, bytes]:
 
 def _decode_ts(codec: int, payload: bytes | memoryview, n: int, mint: int, maxt: int) -> I64:
     if codec == TS_GRID:
-        if n == 1:
-            return np.array([mint], np.int64)
+        if n <= 2:
+            return np.array([mint, maxt][:n], np.int64)
         step = (maxt - mint) // (n - 1)
         return mint + np.arange(n, dtype=np.int64) * step
     if codec == TS_DELTA:
@@ -240,14 +240,17 @@ def _decode_xor(payload: bytes | memoryview, n: int) -> F64:
 
 
 # -- public -----------------------------------------------------------------------------------
-def encode_chunk(ts: I64, vs: F64, baseline: Baseline | None = None) -> bytes:
+def encode_chunk(
+    ts: I64, vs: F64, baseline: Baseline | None = None, *, shared_ts: bool = False
+) -> bytes:
     """Encode strictly increasing ``ts`` and ``vs`` (same length >= 1) losslessly."""
     ts = np.ascontiguousarray(ts, np.int64)
     vs = np.ascontiguousarray(vs, np.float64)
     n = ts.size
     if n == 0 or vs.size != n:
         raise ValueError("a chunk needs one or more samples and equal-length arrays")
-    tsc, tsp = _encode_ts(ts)
+    # shared: the timestamps equal another chunk's, which the container (a block) names
+    tsc, tsp = (TS_SHARED, b"") if shared_ts else _encode_ts(ts)
     bits = vs.view(np.uint64)
     flags = 0
     if np.all(bits == bits[0]):
@@ -267,7 +270,10 @@ def encode_chunk(ts: I64, vs: F64, baseline: Baseline | None = None) -> bytes:
     return body + _U32.pack(zlib.crc32(body))
 
 
-def decode_chunk(buf: bytes | memoryview, baseline: Baseline | None = None) -> tuple[I64, F64]:
+def decode_chunk(
+    buf: bytes | memoryview, baseline: Baseline | None = None, ts: I64 | None = None
+) -> tuple[I64, F64]:
+    """Decode a chunk; ``ts`` supplies the timestamps of a chunk that shares them."""
     info = chunk_header(buf)
     (crc,) = _U32.unpack_from(buf, len(buf) - 4)
     body = memoryview(buf)[: len(buf) - 4]
@@ -277,7 +283,11 @@ def decode_chunk(buf: bytes | memoryview, baseline: Baseline | None = None) -> t
     (tlen,) = _U32.unpack_from(body, off)
     off += 4
     try:
-        ts = _decode_ts(info.ts_codec, body[off : off + tlen], info.n, info.mint, info.maxt)
+        if info.ts_codec == TS_SHARED:
+            if ts is None or ts.size != info.n:
+                raise CorruptionError("chunk: shares timestamps; none (or the wrong ones) given")
+        else:
+            ts = _decode_ts(info.ts_codec, body[off : off + tlen], info.n, info.mint, info.maxt)
         vp = body[off + tlen :]
         if info.val_codec == VAL_CONST:
             vs = np.full(info.n, np.frombuffer(vp, "<f8", 1)[0], np.float64)
