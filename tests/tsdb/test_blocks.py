@@ -71,7 +71,7 @@ def test_query_decodes_only_the_chunks_it_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_series(20, 24)  # 5760 samples a series: 3 chunks of 1920
-    meta = write_block(tmp_path, data, min_time=0, max_time=24 * HOUR)
+    meta = write_block(tmp_path, data, min_time=0, max_time=24 * HOUR, chunk_samples=2048)
     assert meta is not None
     b = Block(tmp_path / meta.ulid)
     calls: list[int] = []

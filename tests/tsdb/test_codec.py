@@ -80,7 +80,7 @@ def test_chunk_round_trip_bit_exact(ts: np.ndarray, data: st.DataObject) -> None
         vs = np.array(data.draw(st.lists(values, min_size=n, max_size=n)), np.float64)
     if data.draw(st.booleans()):
         vs[data.draw(st.integers(0, n - 1))] = f64(0x7FF0000000000002)
-    buf = encode_chunk(ts, vs)
+    buf = encode_chunk(ts, vs, thorough=data.draw(st.booleans()))
     got_ts, got_vs = decode_chunk(buf)
     assert np.array_equal(got_ts, ts)
     assert np.array_equal(got_vs.view(np.uint64), vs.view(np.uint64))

@@ -27,7 +27,7 @@ from omtsdb.tsdb.block.format import (
 from omtsdb.tsdb.codec.baseline import Baseline, encode_baseline
 from omtsdb.tsdb.codec.chunk import encode_chunk
 
-DEFAULT_CHUNK_SAMPLES = 2048
+DEFAULT_CHUNK_SAMPLES = 4096
 BaselineFn = Callable[[Labels], Baseline | None]
 
 
@@ -59,7 +59,7 @@ def encode_series(
 
     def enc(base: Baseline | None) -> list[bytes]:
         return [
-            encode_chunk(ts[a:b], vs[a:b], base, shared_ts=s)
+            encode_chunk(ts[a:b], vs[a:b], base, shared_ts=s, thorough=True)
             for (a, b), s in zip(itertools.pairwise(cuts), sh, strict=True)
         ]
 

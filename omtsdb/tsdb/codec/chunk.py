@@ -32,6 +32,7 @@ from omtsdb.tsdb.codec.ints import (
 
 VERSION = 1
 TS_GRID, TS_DELTA, TS_OFFSETS, TS_SHARED = 0, 1, 2, 3
+FORM_FOR = 1  # residual form byte: frame of reference (0: zig-zag)
 VAL_CONST, VAL_DECIMAL, VAL_XOR = 0, 1, 2
 FLAG_BASELINE = 1
 _HDR = struct.Struct("<BBBBIqq")
@@ -150,7 +151,9 @@ def _decimals_of(v: float) -> int:
     return 0 if frac == "0" else len(frac)
 
 
-def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes, bool] | None:
+def _encode_decimal(
+    ts: I64, vs: F64, baseline: Baseline | None, thorough: bool = False
+) -> tuple[bytes, bool] | None:
     got = _decimal_mantissas(vs)
     if got is None:
         return None
@@ -166,11 +169,13 @@ def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes,
             c2 = np.abs(deltas(cand, o2)[o2:]).sum()
             if c2 < c1:
                 resid, used_base = cand, True
-    order = best_order(resid)
-    body = [
-        _DEC.pack(dec, order, exc.size),
-        _pack_residuals(deltas(resid, order), order),
-    ]
+    if thorough:  # every delta order, zig-zag or frame-of-reference: the smallest
+        cands = [(o, _pack_residuals(deltas(resid, o), o, True)) for o in range(3)]
+        order, packed = min(cands, key=lambda c: len(c[1]))
+    else:
+        order = best_order(resid)
+        packed = _pack_residuals(deltas(resid, order), order)
+    body = [_DEC.pack(dec, order, exc.size), packed]
     if exc.size:
         body.insert(1, pack_u64(exc.astype(np.uint64)))
         body.insert(2, vs[exc].view(np.uint64).astype("<u8").tobytes())
@@ -179,18 +184,38 @@ def _encode_decimal(ts: I64, vs: F64, baseline: Baseline | None) -> tuple[bytes,
     return b"".join(body), used_base
 
 
-def _pack_residuals(d: I64, order: int) -> bytes:
-    """The first ``order`` (undifferenced start) values raw, the rest packed: keeps one big
-    start value from widening the small deltas."""
+def _pack_residuals(d: I64, order: int, try_for: bool = False) -> bytes:
+    """The first ``order`` (undifferenced start) values raw (a big start value must not widen
+    the small deltas), a form byte, then the rest packed: zig-zag (0), or frame of reference
+    (1: i64 minimum, then ``d - min``), which suits values spread evenly around no centre."""
     head = d[: min(order, d.size)]
-    return head.astype("<i8").tobytes() + pack_u64(zigzag(d[head.size :]))
+    rest = d[head.size :]
+    out = head.astype("<i8").tobytes() + bytes((0,)) + pack_u64(zigzag(rest))
+    if try_for and rest.size:
+        lo = rest.min()
+        shifted = rest.view(np.uint64) - np.uint64(lo.view(np.uint64))  # wraps, exactly undone
+        alt = head.astype("<i8").tobytes() + bytes((FORM_FOR,)) + struct.pack("<q", int(lo))
+        alt += pack_u64(shifted)
+        if len(alt) < len(out):
+            return alt
+    return out
 
 
 def _unpack_residuals(buf: bytes | memoryview, n: int, order: int) -> I64:
     k = min(order, n)
     out = np.empty(n, np.int64)
     out[:k] = np.frombuffer(buf, "<i8", k)
-    out[k:] = unzigzag(unpack_u64(memoryview(buf)[8 * k :], n - k))
+    mv = memoryview(buf)[8 * k :]
+    if len(mv) < 1:
+        raise CorruptionError("chunk: short residuals")
+    if mv[0] == FORM_FOR:
+        (lo,) = struct.unpack_from("<q", mv, 1)
+        u = unpack_u64(mv[9:], n - k) + np.uint64(lo & 0xFFFFFFFFFFFFFFFF)
+        out[k:] = u.view(np.int64)
+    elif mv[0] == 0:
+        out[k:] = unzigzag(unpack_u64(mv[1:], n - k))
+    else:
+        raise CorruptionError(f"chunk: unknown residual form {mv[0]}")
     return out
 
 
@@ -241,7 +266,12 @@ def _decode_xor(payload: bytes | memoryview, n: int) -> F64:
 
 # -- public -----------------------------------------------------------------------------------
 def encode_chunk(
-    ts: I64, vs: F64, baseline: Baseline | None = None, *, shared_ts: bool = False
+    ts: I64,
+    vs: F64,
+    baseline: Baseline | None = None,
+    *,
+    shared_ts: bool = False,
+    thorough: bool = False,
 ) -> bytes:
     """Encode strictly increasing ``ts`` and ``vs`` (same length >= 1) losslessly."""
     ts = np.ascontiguousarray(ts, np.int64)
@@ -256,7 +286,7 @@ def encode_chunk(
     if np.all(bits == bits[0]):
         vc, vp = VAL_CONST, bits[:1].astype("<u8").tobytes()
     else:
-        dec = _encode_decimal(ts, vs, baseline)
+        dec = _encode_decimal(ts, vs, baseline, thorough)
         # XOR is the fallback; try it beside a decimal encoding only when that one is poor.
         xor = _encode_xor(vs) if dec is None or len(dec[0]) > 4 * n else None
         if dec is not None and (xor is None or len(dec[0]) <= len(xor)):
