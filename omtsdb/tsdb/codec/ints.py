@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -13,8 +14,22 @@ from omtsdb.model.samples import I64
 
 U64 = npt.NDArray[np.uint64]
 
-_ZC = zstandard.ZstdCompressor(level=3)
-_ZD = zstandard.ZstdDecompressor()
+_TLS = threading.local()  # zstd (de)compressor objects must not be shared between threads
+
+
+def _zc() -> zstandard.ZstdCompressor:
+    z = getattr(_TLS, "zc", None)
+    if z is None:
+        z = _TLS.zc = zstandard.ZstdCompressor(level=3)
+    return z
+
+
+def _zd() -> zstandard.ZstdDecompressor:
+    z = getattr(_TLS, "zd", None)
+    if z is None:
+        z = _TLS.zd = zstandard.ZstdDecompressor()
+    return z
+
 _WIDTHS = (1, 2, 4, 8)
 _DT = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
 
@@ -75,19 +90,19 @@ def pack_u64(u: U64) -> bytes:
     raw = u.astype(_DT[bw]).tobytes()
     best = bytes((0, bw)) + raw
     if len(raw) > 32:
-        z = _ZC.compress(raw)
+        z = _zc().compress(raw)
         if len(z) + 2 < len(best):
             best = bytes((1, bw)) + z
     if len(raw) > 32 and bw > 1:
         planes = u.astype(_DT[bw]).view(np.uint8).reshape(-1, bw).T.tobytes()
-        z = _ZC.compress(planes)
+        z = _zc().compress(planes)
         if len(z) + 2 < len(best):
             best = bytes((3, bw)) + z
     width = mx.bit_length()
     if width % 8 and (u.size * width + 7) // 8 + 2 < len(best):
         best = bytes((2, width)) + _bitpack(u, width)
     if u.size > 32 and width < 8:
-        z = _ZC.compress(_bitpack(u, width))
+        z = _zc().compress(_bitpack(u, width))
         if len(z) + 2 < len(best):
             best = bytes((6, width)) + z
     if u.size > 32:
@@ -156,7 +171,7 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         if not 1 <= width <= 8:
             raise CorruptionError("packed integers: bad width")
         try:
-            packed = _ZD.decompress(data, max_output_size=(n * width + 7) // 8)
+            packed = _zd().decompress(data, max_output_size=(n * width + 7) // 8)
         except zstandard.ZstdError as e:
             raise CorruptionError(f"zstd: {e}") from None
         return _bitunpack(packed, n, width)
@@ -181,7 +196,7 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         raise CorruptionError("packed integers: bad header")
     if mode in (1, 3):
         try:
-            data = _ZD.decompress(data, max_output_size=n * width)
+            data = _zd().decompress(data, max_output_size=n * width)
         except zstandard.ZstdError as e:
             raise CorruptionError(f"zstd: {e}") from None
     if len(data) != n * width:
