@@ -64,6 +64,9 @@ class Block:
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
+        # plain Python rows and offsets: per-series lookups without numpy call overhead
+        self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
+        self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
         self._closed = False
 
@@ -134,16 +137,17 @@ class Block:
         return b
 
     def series_samples(self, i: int, mint: int, maxt: int) -> tuple[I64, F64] | None:
-        c0, c1 = int(self._ser_chunks[i]), int(self._ser_chunks[i + 1])
-        rows = self.chunk_table[c0:c1]
-        sel = np.flatnonzero((rows["maxt"] >= mint) & (rows["mint"] <= maxt))
-        if sel.size == 0:
+        c0, c1 = self._ser_chunks_l[i], self._ser_chunks_l[i + 1]
+        rows = self._rows[c0:c1]
+        # rows are in time order: keep those overlapping [mint, maxt]
+        sel = [r for r in rows if r[1] >= mint and r[0] <= maxt]
+        if not sel:
             return None
         base = self._baseline(i)
         ts_parts: list[I64] = []
         vs_parts: list[F64] = []
         mm = self._mm
-        for r in rows[sel].tolist():
+        for r in sel:
             off, ln, ref = r[2], r[3], r[5]
             t, v = decode_chunk(
                 mm[off : off + ln], base, self._shared_ts(ref) if ref >= 0 else None

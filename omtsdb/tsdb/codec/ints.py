@@ -39,8 +39,9 @@ def zigzag(a: I64) -> U64:
 
 
 def unzigzag(u: U64) -> I64:
-    s = u.view(np.int64)
-    return (u >> np.uint64(1)).view(np.int64) ^ -(s & 1)
+    out = (u >> np.uint64(1)).view(np.int64)
+    out ^= -(u & np.uint64(1)).view(np.int64)
+    return out
 
 
 def _bitpack(u: U64, width: int) -> bytes:
