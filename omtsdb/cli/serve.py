@@ -13,6 +13,7 @@ from aiohttp import web
 
 from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.params import parse_duration_param
+from omtsdb.errors import BadDataError
 from omtsdb.promql.engine import Engine, EngineOpts
 from omtsdb.tsdb.db import DB, DBOptions
 
@@ -28,6 +29,12 @@ def register(sub: Any) -> None:
     p.add_argument("--query.lookback-delta", dest="lookback", default="5m")
     p.add_argument("--query.max-concurrency", dest="concurrency", type=int, default=20)
     p.add_argument("--storage.tsdb.retention.time", dest="retention", default="15d")
+    p.add_argument(
+        "--storage.tsdb.retention.size",
+        dest="retention_size",
+        default="0",
+        help="maximum bytes of blocks + WAL (units B, KB, MB, GB, TB, PB, EB; 0 = no limit)",
+    )
     p.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true")
     p.add_argument(
         "--web.enable-remote-write-receiver",
@@ -38,6 +45,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--log.level", dest="log_level", default="info")
     p.set_defaults(func=cmd_serve)
+
+
+_UNITS = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40, "PB": 2**50, "EB": 2**60}
+
+
+def parse_bytes(s: str) -> int:
+    """A size as Prometheus's flag takes it: ``512MB``, ``10GB``, ``0`` (units of 1024)."""
+    t = s.strip().upper()
+    if t.isdigit():
+        return int(t)
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if t.endswith(unit) and t[: -len(unit)].isdigit():
+            return int(t[: -len(unit)]) * _UNITS[unit]
+    raise BadDataError(f"invalid size {s!r} for --storage.tsdb.retention.size")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -60,9 +81,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "query.lookback-delta": args.lookback,
         "query.max-concurrency": str(args.concurrency),
         "storage.tsdb.retention.time": args.retention,
+        "storage.tsdb.retention.size": args.retention_size,
         "web.enable-remote-write-receiver": str(args.rw_receiver).lower(),
     }
-    db = DB.open(Path(args.path), DBOptions())
+    db = DB.open(
+        Path(args.path),
+        DBOptions(
+            retention_ms=parse_duration_param("storage.tsdb.retention.time", args.retention),
+            retention_bytes=parse_bytes(args.retention_size),
+        ),
+    )
     try:
         asyncio.run(_serve(db, engine, host or "0.0.0.0", int(port), args, flags))
     finally:

@@ -89,6 +89,8 @@ class DB:
                 db._replay()
             if db._head_floor is not None:
                 db.head.truncate(db._head_floor)
+            if opts.blocks:
+                db._apply_retention()
             db.after_commit()
         return db
 
