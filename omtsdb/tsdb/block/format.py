@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zstandard
 
 from omtsdb.errors import CorruptionError
 
@@ -48,6 +49,7 @@ CHUNK_DT = np.dtype(
         ("pad", "<u4"),
     ]
 )
+SEC_ZSTD = 1  # section flag: the stored bytes are one zstd frame (with its content size)
 _IHDR = struct.Struct("<4sII")
 _SEC = struct.Struct("<QQII")
 
@@ -70,16 +72,21 @@ def encode_index(sections: dict[str, bytes]) -> bytes:
     out = [b""]
     entries = []
     off = hdr_len
+    zc = zstandard.ZstdCompressor(level=9)
     for name in SECTIONS:
-        data = sections[name]
-        entries.append(_SEC.pack(off, len(data), zlib.crc32(data), 0))
+        data, flags = sections[name], 0
+        if len(data) > 64:
+            z = zc.compress(data)
+            if len(z) < len(data) * 0.9:
+                data, flags = z, SEC_ZSTD
+        entries.append(_SEC.pack(off, len(data), zlib.crc32(data), flags))
         out.append(data)
         off += len(data)
     out[0] = _IHDR.pack(INDEX_MAGIC, FORMAT_VERSION, len(SECTIONS)) + b"".join(entries)
     return b"".join(out)
 
 
-def decode_index(buf: bytes) -> dict[str, memoryview]:
+def decode_index(buf: bytes) -> dict[str, bytes | memoryview]:
     if len(buf) < _IHDR.size:
         raise CorruptionError("index: short file")
     magic, version, nsec = _IHDR.unpack_from(buf, 0)
@@ -88,15 +95,22 @@ def decode_index(buf: bytes) -> dict[str, memoryview]:
     if version != FORMAT_VERSION or nsec != len(SECTIONS):
         raise CorruptionError(f"index: unsupported version {version} with {nsec} sections")
     mv = memoryview(buf)
-    out = {}
+    out: dict[str, bytes | memoryview] = {}
+    zd = zstandard.ZstdDecompressor()
     for i, name in enumerate(SECTIONS):
-        off, ln, crc, _ = _SEC.unpack_from(buf, _IHDR.size + i * _SEC.size)
+        off, ln, crc, flags = _SEC.unpack_from(buf, _IHDR.size + i * _SEC.size)
         if off + ln > len(buf):
             raise CorruptionError(f"index: section {name} out of bounds")
         data = mv[off : off + ln]
         if zlib.crc32(data) != crc:
             raise CorruptionError(f"index: section {name} checksum mismatch")
-        out[name] = data
+        if flags & SEC_ZSTD:
+            try:
+                out[name] = zd.decompress(data)
+            except zstandard.ZstdError as e:
+                raise CorruptionError(f"index: section {name}: {e}") from None
+        else:
+            out[name] = data
     return out
 
 
