@@ -169,8 +169,9 @@ def _encode_decimal(
             c2 = np.abs(deltas(cand, o2)[o2:]).sum()
             if c2 < c1:
                 resid, used_base = cand, True
-    if thorough:  # every delta order, zig-zag or frame-of-reference: the smallest
-        cands = [(o, _pack_residuals(deltas(resid, o), o, True)) for o in range(3)]
+    if thorough:  # the two delta orders with the cheapest estimate, fully packed: the smallest
+        est = sorted(range(3), key=lambda o: _estimate_bits(deltas(resid, o)[o:]))
+        cands = [(o, _pack_residuals(deltas(resid, o), o, True)) for o in est[:2]]
         order, packed = min(cands, key=lambda c: len(c[1]))
     else:
         order = best_order(resid)
@@ -182,6 +183,19 @@ def _encode_decimal(
         # lengths are needed to split: prefix the packed exception positions with their size
         body[1] = _U32.pack(len(body[1])) + body[1]
     return b"".join(body), used_base
+
+
+def _estimate_bits(d: I64) -> float:
+    """A cheap size estimate of packed residuals: the smaller of bit width × n and the
+    Golomb-Rice cost of their zig-zag form."""
+    if d.size == 0:
+        return 0.0
+    z = zigzag(d)
+    width = int(z.max()).bit_length()
+    mean = float(z.mean())
+    k = max(0, int(np.log2(mean * 0.69))) if mean >= 1.5 else 0
+    rice = float((z >> np.uint64(k)).sum()) + d.size * (k + 1)
+    return min(width * d.size, rice)
 
 
 def _pack_residuals(d: I64, order: int, try_for: bool = False) -> bytes:
