@@ -185,3 +185,30 @@ def test_text_family_writer() -> None:
     )
     assert out == '# HELP up Is it up?\\nyes\n# TYPE up gauge\nup{job="a\\"b"} 1e+06\n'
     assert parse(out).vs.tolist() == [1e6]
+
+
+def test_parsing_in_slices_matches_whole_and_keeps_line_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from omtsdb.model.exposition import parser as P
+
+    lines = ["# TYPE m gauge"]
+    lines += [f'm{{i="{i % 7}"}} {i * 0.5} {1000 + i}' for i in range(400)]
+    text = "\n".join(lines) + "\n# EOF\n"
+    whole = P.parse(text.encode())
+    monkeypatch.setattr(P, "SLICE", 97)
+    sliced = P.parse(text.encode())
+    assert sliced.series == whole.series
+    assert np.array_equal(sliced.series_idx, whole.series_idx)
+    assert np.array_equal(sliced.ts, whole.ts)
+    assert np.array_equal(sliced.vs.view(np.uint64), whole.vs.view(np.uint64))
+    bad = lines.copy()
+    bad[300] = 'm{i="1"} zzz 5'
+    with pytest.raises(ParseError, match="line 301, column 10: invalid value"):
+        P.parse(("\n".join(bad) + "\n# EOF\n").encode())
+    bad = lines.copy()
+    bad[350] = 'm{i="1" 1 5'
+    with pytest.raises(ParseError, match="line 351"):
+        P.parse(("\n".join(bad) + "\n# EOF\n").encode())
+    with pytest.raises(ParseError, match="line 203: invalid UTF-8"):
+        P.parse(("\n".join(lines[:202]) + "\n\xff\n").encode("latin-1"))

@@ -9,10 +9,12 @@ series text goes through the careful label parser.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from omtsdb.errors import ParseError
 from omtsdb.model.exposition.floats import NORMAL_NAN, parse_float
@@ -214,6 +216,7 @@ class _Builder:
         self.lno: list[int] = []
         self.meta: dict[str, MetricMeta] = {}
         self.eof = False
+        self.line_base = 0  # line number before the first of the current slice
 
     def series_index(self, key: str) -> int:
         got = self.cache.get(key)
@@ -277,7 +280,7 @@ class _Builder:
                 try:
                     vs[i] = parse_float(tok)
                 except ValueError:
-                    line = lines[self.lno[i] - 1]
+                    line = lines[self.lno[i] - 1 - self.line_base]
                     col = line.rfind(tok) if tok else len(line)
                     raise ParseError(
                         f"line {self.lno[i]}, column {col + 1}: invalid value {tok!r}",
@@ -333,7 +336,7 @@ class _Builder:
                 else:
                     int(tok)
             except ValueError:
-                line = lines[self.lno[i] - 1]
+                line = lines[self.lno[i] - 1 - self.line_base]
                 col = line.rfind(tok)
                 raise ParseError(
                     f"line {self.lno[i]}, column {col + 1}: invalid timestamp {tok!r}",
@@ -375,26 +378,75 @@ class _Builder:
             meta.unit = text.strip()
 
 
+SLICE = 8 * 2**20  # parse in slices of whole lines: bounded temporaries on big imports
+
+
+def _slices(data: str | bytes) -> Iterator[tuple[str | bytes, int]]:
+    """(slice, number of its first line) for slices of whole lines of about SLICE bytes."""
+    nl: str | bytes = "\n" if isinstance(data, str) else b"\n"
+    pos, line, n = 0, 1, len(data)
+    while True:
+        end = data.find(nl, pos + SLICE) if pos + SLICE < n else -1  # type: ignore[arg-type]
+        if end < 0:
+            yield data[pos:], line
+            return
+        part = data[pos:end]
+        yield part, line
+        line += part.count(nl) + 1  # type: ignore[arg-type]
+        pos = end + 1
+
+
 def parse(data: str | bytes, fmt: Format | None = None, *, content_type: str = "") -> Exposition:
     """Parse a whole exposition. Raises ParseError naming the line and column (1-based) of the
     first problem; nothing is returned for malformed input."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as e:
-            bad = bytes(data)[: e.start].count(b"\n") + 1
-            raise ParseError(f"line {bad}: invalid UTF-8", line=bad) from None
-    else:
-        text = data
-    fmt = fmt or detect_format(text, content_type)
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    tail = data[-64:]
+    if isinstance(tail, bytes):
+        tail = tail.decode("utf-8", "replace")
+    fmt = fmt or detect_format(tail, content_type)
     b = _Builder(fmt)
+    idx_parts: list[npt.NDArray[np.int64]] = []
+    ts_parts: list[I64] = []
+    vs_parts: list[F64] = []
     lineno = 0
-    lines = text.split("\n")
+    for part, first in _slices(data):
+        if isinstance(part, bytes):
+            try:
+                text = part.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad = first + part[: e.start].count(b"\n")
+                raise ParseError(f"line {bad}: invalid UTF-8", line=bad) from None
+        else:
+            text = part
+        lines = text.split("\n")
+        lineno = _parse_lines(b, lines, first)
+        b.line_base = first - 1
+        idx_parts.append(np.array(b.idx, np.int64))
+        ts_parts.append(b.timestamps(lines))
+        vs_parts.append(b.values(lines))
+        b.idx, b.vtok, b.ttok, b.lno = [], [], [], []
+    if fmt == "openmetrics" and not b.eof:
+        raise ParseError(f"line {lineno}: missing # EOF at the end", line=lineno)
+    return Exposition(
+        b.series,
+        np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0],
+        np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0],
+        np.concatenate(vs_parts) if len(vs_parts) > 1 else vs_parts[0],
+        b.meta,
+        fmt,
+    )
+
+
+def _parse_lines(b: _Builder, lines: list[str], first: int) -> int:
+    """Feed ``lines`` (the first numbered ``first``) to the builder; returns the last line
+    number seen."""
+    lineno = first - 1
     sample = b.sample
     cache_get = b.cache.get
     idx_add, v_add, t_add, l_add = b.idx.append, b.vtok.append, b.ttok.append, b.lno.append
     try:
-        for lineno, line in enumerate(lines, 1):
+        for lineno, line in enumerate(lines, first):
             if not line:
                 continue
             c = line[0]
@@ -433,16 +485,7 @@ def parse(data: str | bytes, fmt: Format | None = None, *, content_type: str = "
         raise ParseError(
             f"line {lineno}, column {e.col + 1}: {e.msg}", line=lineno, column=e.col + 1
         ) from None
-    if fmt == "openmetrics" and not b.eof:
-        raise ParseError(f"line {lineno}: missing # EOF at the end", line=lineno)
-    return Exposition(
-        b.series,
-        np.array(b.idx, np.int64),
-        b.timestamps(lines),
-        b.values(lines),
-        b.meta,
-        fmt,
-    )
+    return lineno
 
 
 def group_by_series(e: Exposition) -> list[tuple[Labels, I64, F64]]:

@@ -30,6 +30,7 @@ def _zd() -> zstandard.ZstdDecompressor:
         z = _TLS.zd = zstandard.ZstdDecompressor()
     return z
 
+
 _WIDTHS = (1, 2, 4, 8)
 _DT = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
 
