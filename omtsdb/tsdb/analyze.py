@@ -20,6 +20,10 @@ class Analysis:
     series_by_metric: Counter[str] = field(default_factory=Counter)
     values_by_label: dict[str, set[str]] = field(default_factory=dict)
     series_by_label_pair: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (ulid, min time, max time, series, samples, bytes, level, origin) per block
+    blocks: list[tuple[str, int, int, int, int, int, int, str]] = field(default_factory=list)
+    head_samples: int = 0
+    wal_bytes: int = 0
 
     @property
     def bytes_per_sample(self) -> float:
@@ -45,6 +49,23 @@ def analyze(db: DB) -> Analysis:
             a.series_by_label_pair[(n, v)] += 1
     if db.path is not None:
         a.bytes_on_disk = dir_size(db.path)
+    for b in db.blocks:
+        m = b.meta
+        a.blocks.append(
+            (
+                m.ulid,
+                m.min_time,
+                m.max_time,
+                m.num_series,
+                m.num_samples,
+                b.size_bytes(),
+                m.level,
+                m.origin,
+            )
+        )
+    a.head_samples = db.head.num_samples
+    if db.wal is not None:
+        a.wal_bytes = db.wal.size_bytes()
     return a
 
 
@@ -56,6 +77,22 @@ def render(a: Analysis, limit: int = 20) -> str:
         f"Max time: {a.max_time}",
         f"Bytes on disk: {a.bytes_on_disk}",
         f"Bytes per sample: {a.bytes_per_sample:.3f}",
+        f"Head samples: {a.head_samples} (WAL {a.wal_bytes} bytes)",
+        "",
+        f"Blocks: {len(a.blocks)}",
+    ]
+    if a.blocks:
+        lines.append(
+            "ULID                       MIN TIME       MAX TIME       SERIES  "
+            "SAMPLES     BYTES/SAMPLE  LEVEL  ORIGIN"
+        )
+        for ulid, mint, maxt, ns, nsamp, nbytes, level, origin in a.blocks:
+            bps = nbytes / nsamp if nsamp else 0.0
+            lines.append(
+                f"{ulid} {mint:<14d} {maxt:<14d} {ns:<7d} {nsamp:<11d} {bps:<13.3f} "
+                f"{level:<6d} {origin}"
+            )
+    lines += [
         "",
         "Highest cardinality metric names:",
     ]
