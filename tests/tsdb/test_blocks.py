@@ -218,3 +218,24 @@ def test_crash_during_compaction_keeps_every_sample(tmp_path: Path, step: str) -
         spans = sorted((b.meta.min_time, b.meta.max_time) for b in db.blocks)
     for (_, a_end), (b_start, _) in itertools.pairwise(spans):
         assert a_end <= b_start  # no overlapping leftovers: old or new state
+
+
+def test_import_learns_baselines_and_round_trips_bit_exact(tmp_path: Path) -> None:
+    day = 24 * HOUR
+    rng = np.random.default_rng(9)
+    ts = np.arange(0, 2 * day, 15_000, dtype=np.int64)
+    shape = 40 + 20 * np.sin(2 * np.pi * (ts % day) / day)
+    series = [Labels({"__name__": "temp", "host": f"h{i}"}) for i in range(4)]
+    vals = [np.round(shape + rng.normal(0, 0.3, ts.size), 1) for _ in series]
+    vals[0][100] = STALE_NAN
+    vals[1][5000] = float("inf")
+    idx = np.repeat(np.arange(4), ts.size)
+    rep = import_columns(tmp_path, series, idx, np.tile(ts, 4), np.concatenate(vals), fsync=False)
+    assert rep.blocks == 2 and rep.samples == 4 * ts.size
+    blocks = sorted((Block(p) for p in tmp_path.iterdir()), key=lambda b: b.meta.min_time)
+    assert (blocks[1]._ser_base >= 0).sum() >= 3  # day 2 is encoded against day 1's profile
+    with DB.open(tmp_path, DBOptions(fsync=False)) as db:
+        got = by_labels(list(db.iter_series()))
+    for lb, vs in zip(series, vals, strict=True):
+        assert np.array_equal(got[lb].ts, ts)
+        assert np.array_equal(got[lb].vs.view(np.uint64), vs.view(np.uint64))

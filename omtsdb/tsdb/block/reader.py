@@ -22,7 +22,7 @@ from omtsdb.model.samples import F64, I64
 from omtsdb.storage.interface import SelectHints, SeriesData
 from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
 from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
-from omtsdb.tsdb.codec.chunk import decode_chunk
+from omtsdb.tsdb.codec.chunk import decode_chunk, decode_timestamps
 from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, union_sorted
 
 _EMPTY: IDS = np.empty(0, np.int64)
@@ -172,7 +172,7 @@ class Block:
                 raise CorruptionError(f"{self.path}: bad shared-timestamps reference {row}")
             r = self.chunk_table[row]
             off, ln = int(r["off"]), int(r["len"])
-            got = decode_chunk(self._mm[off : off + ln])[0]
+            got = decode_timestamps(self._mm[off : off + ln])
             if len(self._ts_cache) >= 65536:
                 self._ts_cache.clear()
             self._ts_cache[row] = got

@@ -314,6 +314,23 @@ def encode_chunk(
     return body + _U32.pack(zlib.crc32(body))
 
 
+def decode_timestamps(buf: bytes | memoryview) -> I64:
+    """Only the timestamps of a chunk (checksum verified); values are not decoded."""
+    info = chunk_header(buf)
+    (crc,) = _U32.unpack_from(buf, len(buf) - 4)
+    body = memoryview(buf)[: len(buf) - 4]
+    if zlib.crc32(body) != crc:
+        raise CorruptionError("chunk: checksum mismatch")
+    if info.ts_codec == TS_SHARED:
+        raise CorruptionError("chunk: shared timestamps refer to another shared chunk")
+    (tlen,) = _U32.unpack_from(body, _HDR.size)
+    off = _HDR.size + 4
+    try:
+        return _decode_ts(info.ts_codec, body[off : off + tlen], info.n, info.mint, info.maxt)
+    except (struct.error, ValueError) as e:
+        raise CorruptionError(f"chunk: {e}") from None
+
+
 def decode_chunk(
     buf: bytes | memoryview, baseline: Baseline | None = None, ts: I64 | None = None
 ) -> tuple[I64, F64]:
