@@ -68,6 +68,19 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
         vals = (words >> shifts) & np.uint64((1 << width) - 1)
         out: U64 = vals.reshape(-1)[:n].astype(np.uint64)
         return out
+    if width <= 24:
+        # each value lies within the 4 bytes from its first byte: gather them, shift, mask
+        buf = np.frombuffer(data + bytes(4), np.uint8)
+        off = np.arange(n, dtype=np.int64) * width
+        at = off >> 3
+        word = buf[at].astype(np.uint32)
+        word |= buf[at + 1].astype(np.uint32) << np.uint32(8)
+        word |= buf[at + 2].astype(np.uint32) << np.uint32(16)
+        word |= buf[at + 3].astype(np.uint32) << np.uint32(24)
+        word >>= (off & 7).astype(np.uint32)
+        word &= np.uint32((1 << width) - 1)
+        res: U64 = word.astype(np.uint64)
+        return res
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n * width, bitorder="little")
     w = next(b for b in _WIDTHS if width <= 8 * b)  # pad to the narrowest integer type
     full = np.zeros((n, 8 * w), np.uint8)
