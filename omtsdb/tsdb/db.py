@@ -73,6 +73,7 @@ class DB:
         self.blocks: list[Block] = []
         self._blocks_lock = threading.Lock()
         self._bg: threading.Thread | None = None
+        self._cut_wanted = False
         self._baselines = BaselineCache(self._read_from_blocks)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -177,11 +178,21 @@ class DB:
         if self._closed:
             return
         self._closed = True
-        bg = self._bg
+        with self._cut_lock:
+            bg = self._bg
         if bg is not None:
             bg.join()
         if self.wal is not None:
             self.wal.close()
+
+    def wait_for_compaction(self) -> None:
+        """Block until the background cutter has handled every request made so far."""
+        while True:
+            with self._cut_lock:
+                bg = self._bg
+            if bg is None:
+                return
+            bg.join()
 
     def __enter__(self) -> DB:
         return self
@@ -210,7 +221,8 @@ class DB:
         """Hook run after each commit: starts cutting a block when the head spans 1.5 ranges."""
         if self._head_span_due() and not self._closed:
             with self._cut_lock:
-                if self._bg is None or not self._bg.is_alive():
+                self._cut_wanted = True
+                if self._bg is None:
                     self._bg = threading.Thread(
                         target=self._background, name="omtsdb-compact", daemon=True
                     )
@@ -226,11 +238,19 @@ class DB:
         return h.maxt - mint > self.opts.block_range_ms * 3 // 2
 
     def _background(self) -> None:
-        try:
-            self.compact_head()
-            self.compact()
-        except Exception:
-            log.exception("compaction failed; will retry after the next commit")
+        # Runs until no commit asked for a cut since the last pass, so a request made while
+        # a pass was finishing is never lost.
+        while True:
+            with self._cut_lock:
+                if not self._cut_wanted or self._closed:
+                    self._bg = None
+                    return
+                self._cut_wanted = False
+            try:
+                self.compact_head()
+                self.compact()
+            except Exception:
+                log.exception("compaction failed; will retry after the next commit")
 
     # -- blocks -----------------------------------------------------------------------------
     def compact_head(self) -> int:

@@ -98,7 +98,7 @@ def test_head_cut_restart_and_wal_checkpoint(tmp_path: Path) -> None:
             for lb, ts, vs in data:
                 app.append(lb, ts[k : k + 60], vs[k : k + 60])
             app.commit()
-        db.close()  # waits for the background cut
+        db.wait_for_compaction()
         assert db.compact_head() == 0
         blocks = [b.meta for b in db.blocks]
     assert [(m.min_time, m.max_time) for m in blocks] == [(0, 2 * HOUR), (2 * HOUR, 4 * HOUR)]
