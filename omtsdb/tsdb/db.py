@@ -125,6 +125,7 @@ class DB:
 
     def _delete_block(self, b: Block) -> None:
         """Atomic delete: rename to ``*.tmp`` (removed at next open if we die), then remove."""
+        b.forget_cached()
         tmp = b.path.with_name(b.path.name + ".tmp")
         try:
             os.rename(b.path, tmp)

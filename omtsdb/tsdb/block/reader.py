@@ -10,6 +10,8 @@ import bisect
 import contextlib
 import itertools
 import mmap
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +29,54 @@ from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, unio
 
 _EMPTY: IDS = np.empty(0, np.int64)
 _U32_MAX = np.uint64(2**32 - 1)
+
+
+class ChunkCache:
+    """Decoded chunks (read-only arrays) shared by all blocks, least recently used first out,
+    within a byte budget: dashboards ask for the same recent ranges again and again."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._d: OrderedDict[tuple[int, int], tuple[I64, F64]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> tuple[I64, F64] | None:
+        with self._lock:
+            got = self._d.get(key)
+            if got is None:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return got
+
+    def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
+        size = value[0].nbytes + value[1].nbytes
+        if size > self.max_bytes:
+            return
+        for a in value:
+            a.flags.writeable = False
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = value
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (t, v) = self._d.popitem(last=False)
+                self.bytes -= t.nbytes + v.nbytes
+
+    def drop_block(self, key: int) -> None:
+        with self._lock:
+            for k in [k for k in self._d if k[0] == key]:
+                t, v = self._d.pop(k)
+                self.bytes -= t.nbytes + v.nbytes
+
+
+CHUNK_CACHE = ChunkCache(256 * 2**20)
+_BLOCK_KEYS = itertools.count()
 
 
 class Block:
@@ -64,6 +114,7 @@ class Block:
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
+        self._key = next(_BLOCK_KEYS)
         # plain Python rows and offsets: per-series lookups without numpy call overhead
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
         self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
@@ -140,20 +191,26 @@ class Block:
         c0, c1 = self._ser_chunks_l[i], self._ser_chunks_l[i + 1]
         rows = self._rows[c0:c1]
         # rows are in time order: keep those overlapping [mint, maxt]
-        sel = [r for r in rows if r[1] >= mint and r[0] <= maxt]
+        sel = [c0 + k for k, r in enumerate(rows) if r[1] >= mint and r[0] <= maxt]
         if not sel:
             return None
-        base = self._baseline(i)
         ts_parts: list[I64] = []
         vs_parts: list[F64] = []
-        mm = self._mm
-        for r in sel:
-            off, ln, ref = r[2], r[3], r[5]
-            t, v = decode_chunk(
-                mm[off : off + ln], base, self._shared_ts(ref) if ref >= 0 else None
-            )
-            ts_parts.append(t)
-            vs_parts.append(v)
+        cache = CHUNK_CACHE
+        for row in sel:
+            key = (self._key, row)
+            got = cache.get(key)
+            if got is None:
+                r = rows[row - c0]
+                off, ln, ref = r[2], r[3], r[5]
+                got = decode_chunk(
+                    self._mm[off : off + ln],
+                    self._baseline(i),
+                    self._shared_ts(ref) if ref >= 0 else None,
+                )
+                cache.put(key, got)
+            ts_parts.append(got[0])
+            vs_parts.append(got[1])
         ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
         vs = np.concatenate(vs_parts) if len(vs_parts) > 1 else vs_parts[0]
         if ts[0] < mint or ts[-1] > maxt:
@@ -173,6 +230,7 @@ class Block:
             r = self.chunk_table[row]
             off, ln = int(r["off"]), int(r["len"])
             got = decode_timestamps(self._mm[off : off + ln])
+            got.flags.writeable = False
             if len(self._ts_cache) >= 65536:
                 self._ts_cache.clear()
             self._ts_cache[row] = got
@@ -226,12 +284,17 @@ class Block:
                 out.add(self.symbols[int(self._pkeys[k] & _U32_MAX)])
         return out
 
+    def forget_cached(self) -> None:
+        """Drop this block's decoded chunks from the shared cache (it is being deleted)."""
+        CHUNK_CACHE.drop_block(self._key)
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            CHUNK_CACHE.drop_block(self._key)
             if isinstance(self._mm, mmap.mmap):
                 # a decoded view may still refer to it; then GC unmaps it later
                 with contextlib.suppress(BufferError):
