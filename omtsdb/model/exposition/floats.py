@@ -99,6 +99,19 @@ def format_go_f(v: float) -> str:
     return f"{sign}{digits[:dp]}.{digits[dp:]}"
 
 
+def format_go_f_many(vs: list[float]) -> list[str]:
+    """``format_go_f`` over many values: Python's shortest ``repr`` is the same digits, so
+    values whose ``repr`` has no exponent only lose a trailing ``.0``; the rest take the slow
+    path."""
+    out = [repr(v) for v in vs]
+    for i, r in enumerate(out):
+        if r[-2:] == ".0":
+            out[i] = r[:-2]
+        elif "e" in r or "n" in r:  # exponent, inf, nan
+            out[i] = format_go_f(vs[i])
+    return out
+
+
 def format_go_g(v: float) -> str:
     """Go ``strconv.FormatFloat(v, 'g', -1, 64)``, as the text format writes values."""
     if math.isnan(v) or math.isinf(v) or v == 0:
