@@ -6,7 +6,9 @@ reached through ``storage.interface.Queryable``.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,12 +37,25 @@ class EngineOpts:
 class Engine:
     def __init__(self, opts: EngineOpts | None = None) -> None:
         self.opts = opts or EngineOpts()
+        # parsed queries (ASTs are immutable): dashboards repeat the same query texts
+        self._parsed: OrderedDict[str, Expr] = OrderedDict()
+        self._parsed_lock = threading.Lock()
 
     def _parse(self, query: str | Expr) -> Expr:
-        if isinstance(query, str):
-            exp = self.opts.enable_experimental_functions or self.opts.enable_experimental_syntax
-            return parse(query, experimental=exp)
-        return query
+        if not isinstance(query, str):
+            return query
+        with self._parsed_lock:
+            got = self._parsed.get(query)
+            if got is not None:
+                self._parsed.move_to_end(query)
+                return got
+        exp = self.opts.enable_experimental_functions or self.opts.enable_experimental_syntax
+        expr = parse(query, experimental=exp)
+        with self._parsed_lock:
+            self._parsed[query] = expr
+            if len(self._parsed) > 1024:
+                self._parsed.popitem(last=False)
+        return expr
 
     def _context(self, queryable: Queryable, start: int, end: int, lookback: int | None) -> Context:
         return Context(
