@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from omtsdb import __version__
 from omtsdb.api.envelope import error_body, query_success, success
+from omtsdb.api.lifecycle import LIFECYCLE
 from omtsdb.api.params import MAX_TIME_MS, MIN_TIME_MS, parse_duration_param, parse_time
 from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.labels import Labels
@@ -21,6 +25,7 @@ from omtsdb.model.selector import parse_selector
 from omtsdb.promql.engine import Engine
 from omtsdb.promql.parser import format_expr, parse
 from omtsdb.remote import RemoteOptions, register_remote_routes
+from omtsdb.remote.metadata import MetadataStore
 from omtsdb.storage.interface import Queryable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,6 +38,9 @@ class APIOptions:
     storage_path: str = ""
     remote_write_receiver: bool = True
     started: float = field(default_factory=time.time)
+    metadata_store: MetadataStore | None = None
+    # route registrars called before the catch-all routes (scrape API, lifecycle, ...)
+    extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -328,23 +336,32 @@ async def flags(req: web.Request) -> web.Response:
 
 async def runtimeinfo(req: web.Request) -> web.Response:
     st = req.app[STATE]
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.opts.started))
+    lc = req.app.get(LIFECYCLE)
+    reload_ok = lc.reload_success if lc is not None else True
+    last_config = lc.last_config_time if lc is not None else st.opts.started
     return _json(
         success(
             {
-                "startTime": started,
-                "CWD": "",
-                "reloadConfigSuccess": True,
-                "lastConfigTime": started,
+                "startTime": _rfc3339(st.opts.started),
+                "CWD": os.getcwd(),
+                "hostname": socket.gethostname(),
+                "serverTime": _rfc3339(time.time()),
+                "reloadConfigSuccess": reload_ok,
+                "lastConfigTime": _rfc3339(last_config, frac=False),
                 "corruptionCount": 0,
-                "goroutineCount": 0,
-                "GOMAXPROCS": 0,
+                "goroutineCount": threading.active_count(),
+                "GOMAXPROCS": os.cpu_count() or 1,
                 "GOGC": "",
                 "GODEBUG": "",
                 "storageRetention": st.opts.flags.get("storage.tsdb.retention.time", "15d"),
             }
         )
     )
+
+
+def _rfc3339(t: float, frac: bool = True) -> str:
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+    return f"{base}.{int(t * 1e9) % 1_000_000_000:09d}Z" if frac else base + "Z"
 
 
 async def empty_list(req: web.Request) -> web.Response:
@@ -387,8 +404,13 @@ def create_app(
     r.add_get("/api/v1/status/flags", flags)
     r.add_get("/api/v1/status/runtimeinfo", runtimeinfo)
     register_remote_routes(
-        app, queryable, RemoteOptions(enable_remote_write_receiver=opts.remote_write_receiver)
+        app,
+        queryable,
+        RemoteOptions(enable_remote_write_receiver=opts.remote_write_receiver),
+        metadata_store=opts.metadata_store,
     )
+    for add_routes in opts.extra_routes:
+        add_routes(app)
     r.add_route("*", "/-/healthy", healthy)
     r.add_route("*", "/-/ready", ready)
     r.add_route("*", "/api/v1/{tail:.*}", not_found)

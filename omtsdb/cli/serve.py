@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from omtsdb.api.app import APIOptions, create_app
+from omtsdb.api.app import APIOptions
 from omtsdb.api.params import parse_duration_param
+from omtsdb.config import load_config
 from omtsdb.errors import BadDataError
 from omtsdb.promql.engine import Engine, EngineOpts
+from omtsdb.server import Server, ServerOptions
 from omtsdb.tsdb.db import DB, DBOptions
 
 log = logging.getLogger("omtsdb")
@@ -22,6 +21,12 @@ log = logging.getLogger("omtsdb")
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the server (Prometheus HTTP API) on the embedded store")
+    p.add_argument(
+        "--config.file",
+        dest="config_file",
+        default="",
+        help="Prometheus configuration file (scrape_configs, global, ...); none: no scraping",
+    )
     p.add_argument("--storage.tsdb.path", dest="path", default="data")
     p.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9090")
     p.add_argument("--query.timeout", dest="timeout", default="2m")
@@ -65,7 +70,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
-    host, _, port = args.listen.rpartition(":")
     engine = Engine(
         EngineOpts(
             lookback_delta_ms=parse_duration_param("query.lookback-delta", args.lookback),
@@ -74,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     )
     flags = {
+        "config.file": args.config_file,
         "storage.tsdb.path": args.path,
         "web.listen-address": args.listen,
         "query.timeout": args.timeout,
@@ -83,7 +88,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "storage.tsdb.retention.time": args.retention,
         "storage.tsdb.retention.size": args.retention_size,
         "web.enable-remote-write-receiver": str(args.rw_receiver).lower(),
+        "web.enable-lifecycle": str(args.lifecycle).lower(),
     }
+    if args.config_file:
+        load_config(args.config_file)  # a bad file stops the start before storage opens
+    host, _, port = args.listen.rpartition(":")
     db = DB.open(
         Path(args.path),
         DBOptions(
@@ -91,35 +100,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             retention_bytes=parse_bytes(args.retention_size),
         ),
     )
+    server = Server(
+        db,
+        engine,
+        ServerOptions(
+            host=host or "0.0.0.0",
+            port=int(port),
+            config_file=args.config_file,
+            enable_lifecycle=args.lifecycle,
+            api=APIOptions(
+                max_concurrency=args.concurrency,
+                flags=flags,
+                storage_path=args.path,
+                remote_write_receiver=args.rw_receiver,
+            ),
+        ),
+    )
     try:
-        asyncio.run(_serve(db, engine, host or "0.0.0.0", int(port), args, flags))
+        asyncio.run(server.run())
     finally:
         db.close()
         log.info("stopped; WAL flushed")
     return 0
-
-
-async def _serve(
-    db: DB, engine: Engine, host: str, port: int, args: argparse.Namespace, flags: dict[str, str]
-) -> None:
-    app = create_app(
-        db,
-        engine,
-        APIOptions(
-            max_concurrency=args.concurrency,
-            flags=flags,
-            storage_path=args.path,
-            remote_write_receiver=args.rw_receiver,
-        ),
-    )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info("omtsdb listening on %s:%d, data in %s", host, port, args.path)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()

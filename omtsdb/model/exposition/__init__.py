@@ -12,6 +12,7 @@ from omtsdb.model.exposition.floats import (
 from omtsdb.model.exposition.parser import (
     NO_TS,
     Exposition,
+    Format,
     MetricMeta,
     detect_format,
     group_by_series,
@@ -27,6 +28,7 @@ __all__ = [
     "NORMAL_NAN",
     "NO_TS",
     "Exposition",
+    "Format",
     "MetricMeta",
     "detect_format",
     "format_exact",

@@ -1,0 +1,123 @@
+"""The running server: storage, engine, HTTP API, scrape manager and configuration lifecycle.
+
+``Server.start`` loads the configuration (a bad file stops the start with a clear error),
+serves the API and starts scraping; ``reload`` re-reads the file and applies it, keeping the
+running configuration when the new one is invalid; ``stop`` stops scraping, then the HTTP
+server. SIGHUP reloads; SIGINT and SIGTERM stop. The caller closes the DB (flushing the WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from omtsdb.api.app import APIOptions, create_app
+from omtsdb.api.lifecycle import Lifecycle, register_lifecycle_routes
+from omtsdb.config import Config, load_config
+from omtsdb.promql.engine import Engine
+from omtsdb.remote.metadata import MetadataStore
+from omtsdb.scrape.api import register_scrape_routes
+from omtsdb.scrape.manager import ScrapeManager
+from omtsdb.tsdb.db import DB
+
+log = logging.getLogger("omtsdb")
+
+
+@dataclass
+class ServerOptions:
+    host: str = "0.0.0.0"
+    port: int = 9090
+    config_file: str = ""
+    enable_lifecycle: bool = False
+    api: APIOptions = field(default_factory=APIOptions)
+    scrape_threads: int = 2
+
+
+class Server:
+    def __init__(self, db: DB, engine: Engine, opts: ServerOptions) -> None:
+        self.db = db
+        self.engine = engine
+        self.opts = opts
+        self.config = Config()
+        self.metadata = MetadataStore()
+        self.scrape_pool = ThreadPoolExecutor(
+            max_workers=max(1, opts.scrape_threads), thread_name_prefix="scrape"
+        )
+        self.scraper = ScrapeManager(db, self.scrape_pool, self.metadata)
+        self.lifecycle = Lifecycle(enabled=opts.enable_lifecycle, reload=self.reload)
+        self.stopped = asyncio.Event()
+        self.lifecycle.quit = self.stopped.set
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = opts.port
+
+    def load(self) -> Config:
+        return load_config(self.opts.config_file) if self.opts.config_file else Config()
+
+    def _routes(self, app: web.Application) -> None:
+        register_scrape_routes(app, self.scraper)
+        register_lifecycle_routes(app, self.lifecycle)
+
+    async def start(self) -> None:
+        self.config = self.load()
+        api = self.opts.api
+        api.metadata_store = self.metadata
+        api.extra_routes.append(self._routes)
+        self.app = create_app(self.db, self.engine, api)
+        self._apply_to_app(self.config)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.opts.host, self.opts.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        await self.scraper.apply(self.config)
+        log.info("omtsdb listening on %s:%d", self.opts.host, self.port)
+
+    def _apply_to_app(self, cfg: Config) -> None:
+        if self.app is not None:
+            from omtsdb.api.app import STATE
+
+            st = self.app[STATE]
+            st.opts.config_yaml = cfg.source
+            st.opts.external_labels = cfg.global_.external_labels
+
+    async def reload(self) -> None:
+        """Re-read the configuration file; an invalid one raises and changes nothing."""
+        loop = asyncio.get_running_loop()
+        cfg = await loop.run_in_executor(None, self.load)
+        await self.scraper.apply(cfg)
+        self._apply_to_app(cfg)
+        self.config = cfg
+        log.info("configuration reloaded from %s", self.opts.config_file or "(defaults)")
+
+    async def _reload_on_signal(self) -> None:
+        try:
+            await self.lifecycle.do_reload()
+        except Exception as e:
+            log.error("error reloading config: %s", e)
+
+    async def run(self) -> None:
+        """Start, then serve until SIGINT/SIGTERM or ``/-/quit``."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_on_signal()))
+        try:
+            await self.stopped.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        await self.scraper.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.scrape_pool.shutdown(wait=True)
