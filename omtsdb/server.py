@@ -21,6 +21,7 @@ from omtsdb.api.lifecycle import Lifecycle, register_lifecycle_routes
 from omtsdb.config import Config, load_config
 from omtsdb.promql.engine import Engine
 from omtsdb.remote.metadata import MetadataStore
+from omtsdb.remote.upstream import RemoteWriteManager
 from omtsdb.scrape.api import register_scrape_routes
 from omtsdb.scrape.manager import ScrapeManager
 from omtsdb.tsdb.db import DB
@@ -49,6 +50,8 @@ class Server:
             max_workers=max(1, opts.scrape_threads), thread_name_prefix="scrape"
         )
         self.scraper = ScrapeManager(db, self.scrape_pool, self.metadata)
+        self.remote_write = RemoteWriteManager(db.head.labels_of)
+        db.commit_listeners.append(self.remote_write.on_commit)
         self.lifecycle = Lifecycle(enabled=opts.enable_lifecycle, reload=self.reload)
         self.stopped = asyncio.Event()
         self.lifecycle.quit = self.stopped.set
@@ -77,6 +80,7 @@ class Server:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
+        self.remote_write.apply(self.config.remote_write, self.config.global_.external_labels)
         await self.scraper.apply(self.config)
         log.info("omtsdb listening on %s:%d", self.opts.host, self.port)
 
@@ -92,6 +96,7 @@ class Server:
         """Re-read the configuration file; an invalid one raises and changes nothing."""
         loop = asyncio.get_running_loop()
         cfg = await loop.run_in_executor(None, self.load)
+        self.remote_write.apply(cfg.remote_write, cfg.global_.external_labels)
         await self.scraper.apply(cfg)
         self._apply_to_app(cfg)
         self.config = cfg
@@ -117,6 +122,9 @@ class Server:
 
     async def stop(self) -> None:
         await self.scraper.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.remote_write.close)
+        if self.remote_write.on_commit in self.db.commit_listeners:
+            self.db.commit_listeners.remove(self.remote_write.on_commit)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

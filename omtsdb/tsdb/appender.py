@@ -225,6 +225,8 @@ class HeadAppender:
             head.mark_logged(new)
             head.apply(refs, ts, vs)
             self.report.appended += int(refs.size)
+            for listener in self._db.commit_listeners:
+                listener(refs, ts, vs)  # in commit order (remote write queues)
         self._db.after_commit()
 
     def rollback(self) -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,8 @@ class DB:
         self._bg: threading.Thread | None = None
         self._cut_wanted = False
         self._baselines = BaselineCache(self._read_from_blocks)
+        # called under the head lock after each commit with its (refs, ts, vs); must be cheap
+        self.commit_listeners: list[Callable[[I64, I64, F64], None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,239 @@
+"""Remote write to an upstream (``remote_write`` in the configuration).
+
+Every committed batch is offered to each queue as arrays (head refs, timestamps, values): the
+commit path pays one ``put`` per queue. A sender thread per queue resolves refs to labels (with
+``write_relabel_configs`` and the external labels applied, cached per ref), cuts batches of
+``max_samples_per_send`` or whatever arrived within ``batch_send_deadline``, and posts them as
+snappy-compressed ``prometheus.WriteRequest`` (remote write 1.0). 5xx, 429 and network errors
+are retried with exponential backoff between ``min_backoff`` and ``max_backoff``; other 4xx
+answers drop the batch, as Prometheus does. A full queue drops the oldest batch and counts it,
+so a dead upstream never blocks ingestion.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from omtsdb import __version__
+from omtsdb.config.model import RemoteWriteConfig
+from omtsdb.config.relabel import relabel
+from omtsdb.model.labels import Labels
+from omtsdb.model.samples import F64, I64
+from omtsdb.remote.build import write_request_v1
+from omtsdb.remote.wire import snappy_encode
+from omtsdb.scrape.http import auth_header
+
+log = logging.getLogger(__name__)
+
+LabelsOf = Callable[[int], "Labels | None"]
+
+
+@dataclass(slots=True)
+class QueueStats:
+    samples_sent: int = 0
+    samples_dropped: int = 0  # relabelled away or queue overflow
+    samples_failed: int = 0  # refused by the upstream (4xx)
+    samples_retried: int = 0
+    requests: int = 0
+    last_error: str = ""
+
+
+class WriteQueue:
+    def __init__(
+        self, cfg: RemoteWriteConfig, labels_of: LabelsOf, external: Labels = Labels()
+    ) -> None:
+        self.cfg = cfg
+        self.labels_of = labels_of
+        self.external = external
+        self.stats = QueueStats()
+        qc = cfg.queue_config
+        self._q: queue.Queue[tuple[I64, I64, F64] | None] = queue.Queue(
+            maxsize=max(1, qc.capacity // 100)
+        )
+        self._labels: dict[int, Labels | None] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"remote-write-{cfg.name or cfg.url}", daemon=True
+        )
+        self._thread.start()
+
+    # -- producer side -----------------------------------------------------------------------
+
+    def offer(self, refs: I64, ts: I64, vs: F64) -> None:
+        item = (refs, ts, vs)
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    old = self._q.get_nowait()
+                    if old is not None:
+                        self.stats.samples_dropped += int(old[0].size)
+                except queue.Empty:
+                    pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after sending what is queued (bounded by ``timeout``)."""
+        self._stop.set()
+        try:
+            self._q.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+    # -- sender side -------------------------------------------------------------------------
+
+    def _resolve(self, ref: int) -> Labels | None:
+        if ref in self._labels:
+            return self._labels[ref]
+        lb = self.labels_of(ref)
+        if lb is not None:
+            if self.external:
+                lb = lb.with_pairs((n, v) for n, v in self.external.items() if n not in lb)
+            if self.cfg.write_relabel_configs:
+                lb = relabel(lb, self.cfg.write_relabel_configs)
+        if len(self._labels) > 1_000_000:
+            self._labels.clear()
+        self._labels[ref] = lb
+        return lb
+
+    def _run(self) -> None:
+        qc = self.cfg.queue_config
+        parts: list[tuple[I64, I64, F64]] = []
+        pending = 0
+        deadline = time.monotonic() + qc.batch_send_deadline_ms / 1000
+        closing = False
+        while True:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                item = self._q.get(timeout=timeout) if not closing else self._q.get_nowait()
+            except queue.Empty:
+                item = None
+                if closing:
+                    self._flush(parts)
+                    return
+            else:
+                if item is None:
+                    closing = True
+                else:
+                    parts.append(item)
+                    pending += int(item[0].size)
+            if (
+                pending >= qc.max_samples_per_send
+                or time.monotonic() >= deadline
+                or (closing and self._q.empty())
+            ):
+                self._flush(parts)
+                parts, pending = [], 0
+                deadline = time.monotonic() + qc.batch_send_deadline_ms / 1000
+                if closing and self._q.empty():
+                    return
+
+    def _flush(self, parts: list[tuple[I64, I64, F64]]) -> None:
+        if not parts:
+            return
+        refs = np.concatenate([p[0] for p in parts])
+        ts = np.concatenate([p[1] for p in parts])
+        vs = np.concatenate([p[2] for p in parts])
+        step = max(1, self.cfg.queue_config.max_samples_per_send)
+        for a in range(0, refs.size, step):
+            self._send_slice(refs[a : a + step], ts[a : a + step], vs[a : a + step])
+
+    def _send_slice(self, refs: I64, ts: I64, vs: F64) -> None:
+        order = np.lexsort((ts, refs))  # per series in time order
+        refs, ts, vs = refs[order], ts[order], vs[order]
+        bounds = np.flatnonzero(np.diff(refs)) + 1
+        starts = [0, *bounds.tolist()]
+        ends = [*bounds.tolist(), int(refs.size)]
+        series = []
+        n = 0
+        for a, b in zip(starts, ends, strict=True):
+            lb = self._resolve(int(refs[a]))
+            if lb is None:
+                self.stats.samples_dropped += b - a
+                continue
+            series.append(
+                (lb.to_dict(), list(zip(ts[a:b].tolist(), vs[a:b].tolist(), strict=True)))
+            )
+            n += b - a
+        if not series:
+            return
+        body = snappy_encode(write_request_v1(series))
+        self._post(body, n)
+
+    def _post(self, body: bytes, n: int) -> None:
+        qc = self.cfg.queue_config
+        backoff = qc.min_backoff_ms / 1000
+        headers = {
+            "Content-Encoding": "snappy",
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"omtsdb/{__version__}",
+            "X-Prometheus-Remote-Write-Version": "0.1.0",
+            **dict(self.cfg.headers),
+        }
+        auth = auth_header(self.cfg.http)
+        if auth:
+            headers["Authorization"] = auth
+        while True:
+            req = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
+            self.stats.requests += 1
+            try:
+                with urllib.request.urlopen(req, timeout=self.cfg.remote_timeout_ms / 1000):
+                    pass
+                self.stats.samples_sent += n
+                return
+            except urllib.error.HTTPError as e:
+                msg = e.read(512).decode("utf-8", "replace").strip()
+                self.stats.last_error = f"server returned HTTP status {e.code}: {msg}"
+                if e.code < 500 and e.code != 429:
+                    self.stats.samples_failed += n
+                    log.warning("remote write to %s refused: %s", self.cfg.url, msg)
+                    return
+            except (urllib.error.URLError, OSError) as e:
+                self.stats.last_error = str(e)
+            if self._stop.is_set() and backoff >= qc.max_backoff_ms / 1000:
+                self.stats.samples_failed += n  # shutting down: give up after one long wait
+                return
+            self.stats.samples_retried += n
+            time.sleep(backoff)
+            backoff = min(backoff * 2, qc.max_backoff_ms / 1000)
+
+
+class RemoteWriteManager:
+    """All ``remote_write`` queues; ``apply`` swaps them on reload."""
+
+    def __init__(self, labels_of: LabelsOf) -> None:
+        self.labels_of = labels_of
+        self.queues: dict[tuple[RemoteWriteConfig, Labels], WriteQueue] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, cfgs: tuple[RemoteWriteConfig, ...], external: Labels) -> None:
+        with self._lock:
+            old = self.queues
+            new: dict[tuple[RemoteWriteConfig, Labels], WriteQueue] = {}
+            for c in cfgs:
+                key = (c, external)
+                new[key] = old.pop(key, None) or WriteQueue(c, self.labels_of, external)
+            self.queues = new
+        for q in old.values():
+            q.close()
+
+    def on_commit(self, refs: I64, ts: I64, vs: F64) -> None:
+        for q in list(self.queues.values()):
+            q.offer(refs, ts, vs)
+
+    def close(self) -> None:
+        with self._lock:
+            old, self.queues = self.queues, {}
+        for q in old.values():
+            q.close()
