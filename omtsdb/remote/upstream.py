@@ -12,6 +12,7 @@ so a dead upstream never blocks ingestion.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -49,11 +50,11 @@ class QueueStats:
 
 class WriteQueue:
     def __init__(
-        self, cfg: RemoteWriteConfig, labels_of: LabelsOf, external: Labels = Labels()
+        self, cfg: RemoteWriteConfig, labels_of: LabelsOf, external: Labels | None = None
     ) -> None:
         self.cfg = cfg
         self.labels_of = labels_of
-        self.external = external
+        self.external = external or Labels()
         self.stats = QueueStats()
         qc = cfg.queue_config
         self._q: queue.Queue[tuple[I64, I64, F64] | None] = queue.Queue(
@@ -85,10 +86,8 @@ class WriteQueue:
     def close(self, timeout: float = 5.0) -> None:
         """Stop after sending what is queued (bounded by ``timeout``)."""
         self._stop.set()
-        try:
+        with contextlib.suppress(queue.Full):
             self._q.put(None, timeout=timeout)
-        except queue.Full:
-            pass
         self._thread.join(timeout)
 
     # -- sender side -------------------------------------------------------------------------
