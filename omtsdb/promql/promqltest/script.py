@@ -175,13 +175,14 @@ def parse_script(text: str) -> list[Command]:
         start = i
         block = []
         i += 1
+        word = ln.split()[0].lower()
+        if word == "clear":  # takes no block: a load may follow on the next line
+            cmds.append(Clear(start + 1))
+            continue
         while i < len(lines) and lines[i] and not lines[i].startswith("#"):
             block.append((i + 1, lines[i]))
             i += 1
-        word = ln.split()[0].lower()
-        if word == "clear":
-            cmds.append(Clear(start + 1))
-        elif word.startswith("load"):
+        if word.startswith("load"):
             m = LOAD_RE.match(ln)
             if not m:
                 raise ValueError(f"line {start + 1}: bad load")
