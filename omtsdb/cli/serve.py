@@ -8,13 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omtsdb.api.app import APIOptions
-from omtsdb.api.params import parse_duration_param
-from omtsdb.config import load_config
 from omtsdb.errors import BadDataError
-from omtsdb.promql.engine import Engine, EngineOpts
-from omtsdb.server import Server, ServerOptions
-from omtsdb.tsdb.db import DB, DBOptions
 
 log = logging.getLogger("omtsdb")
 
@@ -67,6 +61,14 @@ def parse_bytes(s: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # imported here so that other sub-commands start without loading the HTTP stack
+    from omtsdb.api.app import APIOptions
+    from omtsdb.api.params import parse_duration_param
+    from omtsdb.config import load_config
+    from omtsdb.promql.engine import Engine, EngineOpts
+    from omtsdb.server import Server, ServerOptions
+    from omtsdb.tsdb.db import DB, DBOptions
+
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
