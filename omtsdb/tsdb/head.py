@@ -149,6 +149,9 @@ class Head:
         ends = np.concatenate((bounds, [n]))
         uniq = refs[starts]
         counts = ends - starts
+        # the head's time range, from every sample (those taking the long path included)
+        self.mint = min(self.mint, int(ts.min()))
+        self.maxt = max(self.maxt, int(ts.max()))
         fill = self._fill[uniq].astype(np.int64)
         base = np.where(fill == 0, ts[starts], self._tbase[uniq])
         span = ts[ends - 1] - base
@@ -172,8 +175,6 @@ class Head:
             self._last[uniq] = ts[lastidx]
             self._last_bits[uniq] = vs[lastidx].view(np.uint64)
         self.num_samples += n
-        self.mint = min(self.mint, int(ts.min())) if ts.size else self.mint
-        self.maxt = max(self.maxt, int(ts.max())) if ts.size else self.maxt
 
     def _open_ts(self, sid: int) -> I64:
         f = int(self._fill[sid])

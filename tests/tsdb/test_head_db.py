@@ -184,3 +184,20 @@ def test_sparse_samples_beyond_int32_offsets() -> None:
     app.commit()
     got = select(db, Matcher.eq("__name__", "sparse"))[s]
     assert got == [(x, float(i)) for i, x in enumerate([*t, 900 * day, 1000 * day, 1100 * day])]
+
+
+def test_head_time_range_counts_batches_that_close_chunks() -> None:
+    # every series of this batch overflows its open chunk (the long path): the head's
+    # time range must still advance, or block cutting and range pruning go wrong
+    db = DB.open(None, DBOptions(chunk_capacity=8))
+    a, b = lb(__name__="x", i="1"), lb(__name__="x", i="2")
+    app = db.appender()
+    app.append(a, ts(*range(0, 50_000, 1000)), np.arange(50, dtype=np.float64))
+    app.append(b, ts(*range(0, 50_000, 1000)), np.arange(50, dtype=np.float64))
+    app.commit()
+    assert (db.head.mint, db.head.maxt) == (0, 49_000)
+    app = db.appender()
+    app.append(a, ts(*range(50_000, 90_000, 1000)), np.arange(40, dtype=np.float64))
+    app.commit()
+    assert db.head.maxt == 89_000
+    assert len(select(db, Matcher.eq("i", "1"))[a]) == 90
