@@ -42,7 +42,7 @@ class DBOptions:
     wal: bool = True
     fsync: bool = True
     wal_segment_size: int = 128 * 2**20
-    chunk_capacity: int = 120
+    chunk_capacity: int = 64
     block_range_ms: int = 2 * HOUR_MS
     retention_ms: int = 15 * DAY_MS
     retention_bytes: int = 0

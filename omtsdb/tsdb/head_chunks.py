@@ -11,7 +11,7 @@ import struct
 
 _LEN = struct.Struct("<I")
 _N = struct.Struct("<I")  # sample count at offset 4 of a chunk
-MERGE_COUNT = 8  # merge this many short trailing chunks into one
+MERGE_COUNT = 4  # merge this many short trailing chunks into one
 LONG_SAMPLES = 960
 _RANGE = struct.Struct("<qq")  # mint, maxt at offset 8 of a chunk (see codec.chunk)
 _RANGE_OFF = 8
