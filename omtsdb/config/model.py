@@ -23,6 +23,7 @@ class BasicAuth:
     username: str = ""
     password: str = ""
     password_file: str = ""
+    username_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class TLSConfig:
     key_file: str = ""
     server_name: str = ""
     insecure_skip_verify: bool = False
+    ca: str = ""  # inline PEM (exclusive with ca_file)
+    cert: str = ""
+    key: str = ""
+    min_version: str = ""  # "TLS10" .. "TLS13", "" = Go's default
+    max_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class HTTPClientConfig:
     follow_redirects: bool = True
     enable_http2: bool = True
     proxy_url: str = ""
+    no_proxy: str = ""
+    proxy_from_environment: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class RelabelConfig:
 @dataclass(frozen=True)
 class StaticConfig:
     targets: tuple[str, ...] = ()
-    labels: Labels = Labels()
+    labels: Labels = Labels()  # noqa: RUF009 (immutable)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,14 @@ class ScrapeConfig:
     file_sd_configs: tuple[FileSDConfig, ...] = ()
     relabel_configs: tuple[RelabelConfig, ...] = ()
     metric_relabel_configs: tuple[RelabelConfig, ...] = ()
+    keep_dropped_targets: int = 0
+    native_histogram_bucket_limit: int = 0
+    native_histogram_min_bucket_factor: float = 0.0
+    always_scrape_classic_histograms: bool = False
+    convert_classic_histograms_to_nhcb: bool = False
+    metric_name_validation_scheme: str = "utf8"  # or "legacy"
+    metric_name_escaping_scheme: str = "allow-utf-8"  # underscores, dots, values
+    scrape_failure_log_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class AlertmanagerConfig:
     static_configs: tuple[StaticConfig, ...] = ()
     file_sd_configs: tuple[FileSDConfig, ...] = ()
     relabel_configs: tuple[RelabelConfig, ...] = ()
+    alert_relabel_configs: tuple[RelabelConfig, ...] = ()  # per Alertmanager, after the global
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,8 @@ class QueueConfig:
     batch_send_deadline_ms: int = 5_000
     min_backoff_ms: int = 30
     max_backoff_ms: int = 5_000
+    retry_on_http_429: bool = False
+    sample_age_limit_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,7 +163,10 @@ class RemoteWriteConfig:
     write_relabel_configs: tuple[RelabelConfig, ...] = ()
     queue_config: QueueConfig = QueueConfig()
     send_metadata: bool = True
-    http: HTTPClientConfig = HTTPClientConfig()
+    http: HTTPClientConfig = HTTPClientConfig(enable_http2=False)  # Prometheus's remote default
+    round_robin_dns: bool = False
+    metadata_send_interval_ms: int = 60_000
+    metadata_max_samples_per_send: int = 2_000
 
 
 @dataclass(frozen=True)
@@ -153,7 +175,7 @@ class GlobalConfig:
     scrape_timeout_ms: int = 10_000
     evaluation_interval_ms: int = 60_000
     rule_query_offset_ms: int = 0
-    external_labels: Labels = Labels()
+    external_labels: Labels = Labels()  # noqa: RUF009 (immutable)
     scrape_protocols: tuple[str, ...] = DEFAULT_SCRAPE_PROTOCOLS
     sample_limit: int = 0
     label_limit: int = 0
@@ -161,6 +183,21 @@ class GlobalConfig:
     label_value_length_limit: int = 0
     target_limit: int = 0
     body_size_limit: int = 0
+    keep_dropped_targets: int = 0
+    query_log_file: str = ""
+    scrape_failure_log_file: str = ""
+    metric_name_validation_scheme: str = "utf8"
+    metric_name_escaping_scheme: str = "allow-utf-8"
+    always_scrape_classic_histograms: bool = False
+    convert_classic_histograms_to_nhcb: bool = False
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``storage:``; accepted and kept, not applied by omtsdb (see docs/config.md)."""
+
+    out_of_order_time_window_ms: int = 0
+    max_exemplars: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -171,5 +208,6 @@ class Config:
     scrape_configs: tuple[ScrapeConfig, ...] = ()
     alerting: AlertingConfig = AlertingConfig()
     remote_write: tuple[RemoteWriteConfig, ...] = ()
+    storage: StorageConfig = StorageConfig()
     source: str = field(default="", compare=False)  # YAML as given (for /api/v1/status/config)
     path: str = field(default="", compare=False)
