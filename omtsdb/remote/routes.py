@@ -250,7 +250,7 @@ def register_remote_routes(
     """Add /api/v1/write, /api/v1/read, /api/v1/import/prometheus, /api/v1/otlp/v1/metrics and
     /api/v1/metadata to ``app`` (call before any catch-all route). Writes need a ``DB``."""
     opts = opts or RemoteOptions()
-    store = metadata_store or MetadataStore()
+    store = metadata_store if metadata_store is not None else MetadataStore()
     writer = RemoteWriter(db, store) if isinstance(db, DB) else None
     pool = ThreadPoolExecutor(max_workers=max(1, opts.ingest_threads), thread_name_prefix="ingest")
     st = RemoteState(db, opts, store, writer, pool)

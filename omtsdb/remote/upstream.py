@@ -222,7 +222,8 @@ class RemoteWriteManager:
             new: dict[tuple[RemoteWriteConfig, Labels], WriteQueue] = {}
             for c in cfgs:
                 key = (c, external)
-                new[key] = old.pop(key, None) or WriteQueue(c, self.labels_of, external)
+                kept = old.pop(key, None)
+                new[key] = kept if kept is not None else WriteQueue(c, self.labels_of, external)
             self.queues = new
         for q in old.values():
             q.close()

@@ -1,0 +1,204 @@
+"""End to end: ``omtsdb serve --config.file`` scraping a real node_exporter beside a real
+Prometheus 3.5 scraping the same exporter; configuration reload over HTTP and SIGHUP; a bad
+configuration at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.api.test_peer_prometheus import free_port
+from tests.conftest import ROOT, peer_bin
+from tests.remote.test_peer_remote import _proc, _prometheus
+
+
+def _get(port: int, path: str, **params: str) -> Any:
+    url = f"http://127.0.0.1:{port}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+def _post(port: int, path: str) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _serve_args(tmp: Path, port: int, cfg: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "omtsdb",
+        "serve",
+        "--config.file",
+        str(cfg),
+        "--storage.tsdb.path",
+        str(tmp / "omtsdb"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warning",
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def _wait_for(fn: Any, timeout: float = 20.0) -> Any:
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+def _series(port: int, match: str) -> set[tuple[tuple[str, str], ...]]:
+    body = _get(port, "/api/v1/series", **{"match[]": match})
+    return {tuple(sorted(m.items())) for m in body["data"]}
+
+
+def test_omtsdb_scrapes_node_exporter_like_prometheus(tmp_path: Path) -> None:
+    ne_port, om_port, pr_port = free_port(), free_port(), free_port()
+    scrape = f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['127.0.0.1:{ne_port}']
+        labels: {{env: test}}
+"""
+    cfg = tmp_path / "omtsdb.yml"
+    cfg.write_text(scrape)
+    ne = [str(peer_bin("prometheus-node-exporter")), f"--web.listen-address=127.0.0.1:{ne_port}"]
+    with (
+        _proc(ne, f"http://127.0.0.1:{ne_port}/metrics"),
+        _proc(_serve_args(tmp_path, om_port, cfg), f"http://127.0.0.1:{om_port}/-/ready", _env()),
+        _prometheus(tmp_path, pr_port, scrape),
+    ):
+
+        def both_up() -> bool:
+            r = [_get(p, "/api/v1/query", query='up{job="node"}') for p in (om_port, pr_port)]
+            return all(x["data"]["result"] and x["data"]["result"][0]["value"][1] == "1" for x in r)
+
+        _wait_for(both_up)
+        _wait_for(
+            lambda: (
+                len(
+                    _get(om_port, "/api/v1/query", query="scrape_samples_scraped")["data"]["result"]
+                )
+                == 1
+            )
+        )
+        # the same series (labels included) for metrics whose set does not change between scrapes
+        for metric in (
+            "node_cpu_seconds_total",
+            "node_filesystem_size_bytes",
+            "up",
+            "scrape_duration_seconds",
+            "node_exporter_build_info",
+        ):
+            ours, theirs = _series(om_port, metric), _series(pr_port, metric)
+            assert ours == theirs and ours, metric
+        # and the same metric names from the exporter
+        names_o = set(
+            _get(om_port, "/api/v1/label/__name__/values", **{"match[]": '{job="node"}'})["data"]
+        )
+        names_p = set(
+            _get(pr_port, "/api/v1/label/__name__/values", **{"match[]": '{job="node"}'})["data"]
+        )
+        assert names_o == names_p, names_o ^ names_p
+        # metadata from the scrape
+        md = _get(om_port, "/api/v1/metadata", metric="node_cpu_seconds_total")["data"]
+        assert md["node_cpu_seconds_total"][0]["type"] == "counter"
+        # targets API as Prometheus shows it
+        (t,) = _get(om_port, "/api/v1/targets")["data"]["activeTargets"]
+        (pt,) = _get(pr_port, "/api/v1/targets")["data"]["activeTargets"]
+        assert t["health"] == "up" and t["labels"] == pt["labels"]
+        assert t["discoveredLabels"] == pt["discoveredLabels"]
+        assert t["scrapeUrl"] == pt["scrapeUrl"] and t["scrapeInterval"] == "1s"
+
+
+def test_reload_keeps_old_config_on_error_and_applies_good_one(tmp_path: Path) -> None:
+    ne_port, om_port = free_port(), free_port()
+    job = f"""
+  - job_name: node
+    static_configs: [{{targets: ['127.0.0.1:{ne_port}']}}]
+"""
+    cfg = tmp_path / "omtsdb.yml"
+    cfg.write_text("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:" + job)
+    ne = [str(peer_bin("prometheus-node-exporter")), f"--web.listen-address=127.0.0.1:{ne_port}"]
+    args = _serve_args(tmp_path, om_port, cfg, "--web.enable-lifecycle")
+    with (
+        _proc(ne, f"http://127.0.0.1:{ne_port}/metrics"),
+        _proc(args, f"http://127.0.0.1:{om_port}/-/ready", _env()) as om,
+    ):
+        assert _get(om_port, "/api/v1/scrape_pools")["data"]["scrapePools"] == ["node"]
+        cfg.write_text(cfg.read_text() + "bogus_key: 1\n")
+        code, text = _post(om_port, "/-/reload")
+        assert code == 500 and text.startswith("failed to reload config: ")
+        assert "bogus_key" in text
+        info = _get(om_port, "/api/v1/status/runtimeinfo")["data"]
+        assert info["reloadConfigSuccess"] is False
+        assert _get(om_port, "/api/v1/scrape_pools")["data"]["scrapePools"] == ["node"]
+        # a good config with a second job
+        cfg.write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:"
+            + job
+            + job.replace("job_name: node", "job_name: node2")
+        )
+        assert _post(om_port, "/-/reload") == (200, "")
+        assert _get(om_port, "/api/v1/status/runtimeinfo")["data"]["reloadConfigSuccess"]
+        assert _get(om_port, "/api/v1/scrape_pools")["data"]["scrapePools"] == ["node", "node2"]
+        _wait_for(
+            lambda: len(_get(om_port, "/api/v1/query", query="up == 1")["data"]["result"]) == 2
+        )
+        # SIGHUP reloads too: drop node2
+        cfg.write_text("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:" + job)
+        om.send_signal(signal.SIGHUP)
+        _wait_for(lambda: _get(om_port, "/api/v1/scrape_pools")["data"]["scrapePools"] == ["node"])
+        # the removed job's series are marked stale: no longer returned by an instant query
+        _wait_for(lambda: len(_get(om_port, "/api/v1/query", query="up")["data"]["result"]) == 1)
+        # GET is refused as Prometheus refuses it
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{om_port}/-/reload", timeout=5)
+            raise AssertionError("GET /-/reload accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 405 and e.read().decode() == "Only POST or PUT requests allowed"
+
+
+def test_lifecycle_disabled_and_bad_config_at_start(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "omtsdb.yml"
+    cfg.write_text("global: {scrape_interval: 15s}\n")
+    with _proc(_serve_args(tmp_path, port, cfg), f"http://127.0.0.1:{port}/-/ready", _env()):
+        assert _post(port, "/-/reload") == (403, "Lifecycle API is not enabled.")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("scrape_configs:\n  - job_name: x\n    scrape_intervall: 5s\n")
+    p = subprocess.run(
+        _serve_args(tmp_path, free_port(), bad),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1
+    assert "scrape_intervall" in p.stderr and "Traceback" not in p.stderr
