@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import logging
 import os
 from concurrent.futures import Executor
 from pathlib import Path
 
-from omtsdb.config.filesd import read_file_sd
+from omtsdb.config.filesd import (
+    FILEPATH_LABEL,
+    FileSDError,
+    TargetGroup,
+    list_files,
+    read_file_sd,
+)
 from omtsdb.config.model import Config, ScrapeConfig
-from omtsdb.errors import OmtsdbError
 from omtsdb.model.labels import Labels
 from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.http import ScrapeClient
 from omtsdb.scrape.loop import AppendSink, ScrapeLoop
-from omtsdb.scrape.target import Target, TargetGroup, targets_from_groups
+from omtsdb.scrape.target import Target, targets_from_groups
 
 log = logging.getLogger(__name__)
 FILE_POLL_S = 5.0
@@ -60,21 +64,22 @@ class ScrapePool:
 
     def _file_mtimes_now(self, i: int) -> dict[str, float]:
         out: dict[str, float] = {}
-        for pattern in self.cfg.file_sd_configs[i].files:
-            p = pattern if os.path.isabs(pattern) else os.path.join(self.base_dir, pattern)
-            for f in glob.glob(p):
-                with contextlib.suppress(OSError):
-                    out[f] = os.stat(f).st_mtime
+        for f in list_files(self.cfg.file_sd_configs[i], self.base_dir):
+            with contextlib.suppress(OSError):
+                out[f] = os.stat(f).st_mtime
         return out
 
     def _refresh_files(self, i: int) -> bool:
-        """Re-read file SD config ``i``; False (and the old groups kept) when a file is bad."""
+        """Re-read file SD config ``i``. A file that fails to parse keeps its previous groups
+        (as Prometheus does); returns whether anything was read."""
         try:
             groups = read_file_sd(self.cfg.file_sd_configs[i], self.base_dir)
-        except OmtsdbError as e:
+        except FileSDError as e:
             log.error("file_sd in job %s: %s", self.cfg.job_name, e)
-            return False
-        self._file_groups[i] = [TargetGroup(tuple(g.targets), g.labels, g.source) for g in groups]
+            old = self._file_groups.get(i, [])
+            kept = [g for g in old if g.labels.get(FILEPATH_LABEL) in e.failed]
+            groups = e.groups + kept
+        self._file_groups[i] = groups
         self._file_mtimes[i] = self._file_mtimes_now(i)
         return True
 

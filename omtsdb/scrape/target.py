@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from omtsdb.config.filesd import TargetGroup
 from omtsdb.config.model import ScrapeConfig
 from omtsdb.config.relabel import relabel
 from omtsdb.errors import BadDataError
@@ -25,15 +26,6 @@ METRICS_PATH = "__metrics_path__"
 SCRAPE_INTERVAL = "__scrape_interval__"
 SCRAPE_TIMEOUT = "__scrape_timeout__"
 PARAM_PREFIX = "__param_"
-
-
-@dataclass(frozen=True)
-class TargetGroup:
-    """Targets as a discovery source gives them (static_configs entry, file_sd file group)."""
-
-    targets: tuple[str, ...]
-    labels: Labels = Labels()  # noqa: RUF009 (immutable)
-    source: str = ""
 
 
 def format_duration(ms: int) -> str:

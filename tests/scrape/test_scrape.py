@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from omtsdb.config.filesd import TargetGroup
 from omtsdb.config.model import Config, RelabelConfig, ScrapeConfig, StaticConfig
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher
@@ -22,7 +23,7 @@ from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.http import accept_header
 from omtsdb.scrape.loop import ScrapeLoop, merge_target_labels
 from omtsdb.scrape.manager import ScrapeManager
-from omtsdb.scrape.target import TargetGroup, format_duration, populate
+from omtsdb.scrape.target import format_duration, populate
 from omtsdb.tsdb.db import DB, DBOptions
 
 STALE = 0x7FF0000000000002
@@ -338,7 +339,7 @@ def test_loop_scrapes_on_its_own_schedule() -> None:
 
 def test_target_population() -> None:
     sc = ScrapeConfig(job_name="j", scrape_interval_ms=15_000, params=(("module", ("a", "b")),))
-    t, disc, err = populate(sc, TargetGroup(("h:9",), Labels({"x": "1"})), "h:9")
+    t, disc, err = populate(sc, TargetGroup(("h:9",), Labels({"x": "1"}), "0"), "h:9")
     assert err == "" and t is not None
     assert disc.to_dict() == {
         "__address__": "h:9",
@@ -419,3 +420,52 @@ def test_targets_api_shape() -> None:
 )
 def test_format_duration(ms: int, text: str) -> None:
     assert format_duration(ms) == text
+
+
+def test_file_sd_picks_up_changes_and_keeps_groups_of_a_broken_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from omtsdb.config.model import FileSDConfig
+    from omtsdb.scrape import manager as manager_mod
+
+    monkeypatch.setattr(manager_mod, "FILE_POLL_S", 0.05)
+    f = tmp_path / "targets.json"
+
+    def write(*targets: str) -> None:
+        f.write_text(json.dumps([{"targets": list(targets), "labels": {"zone": "z1"}}]))
+
+    async def wait_targets(mgr: ScrapeManager, n: int) -> list[Any]:
+        for _ in range(100):
+            ts = mgr.active_targets()
+            if len(ts) == n:
+                return ts
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"expected {n} targets, have {mgr.active_targets()}")
+
+    async def main() -> None:
+        db = DB.open(None, DBOptions())
+        pool = ThreadPoolExecutor(2)
+        write("127.0.0.1:1")
+        sc = ScrapeConfig(
+            job_name="fsd",
+            scrape_interval_ms=3_600_000,
+            file_sd_configs=(FileSDConfig((str(tmp_path / "*.json"),), 3_600_000),),
+        )
+        mgr = ScrapeManager(db, pool, MetadataStore())
+        await mgr.apply(Config(scrape_configs=(sc,)))
+        (t,) = await wait_targets(mgr, 1)
+        assert t.labels.get("zone") == "z1" and t.discovered.get("__meta_filepath") == str(f)
+        write("127.0.0.1:1", "127.0.0.1:2")
+        await wait_targets(mgr, 2)
+        f.write_text("[{not json")  # broken: the previous groups stay
+        await asyncio.sleep(0.3)
+        assert len(mgr.active_targets()) == 2
+        write("127.0.0.1:3")
+        (t,) = await wait_targets(mgr, 1)
+        assert t.labels.get("instance") == "127.0.0.1:3"
+        await mgr.stop()
+        pool.shutdown()
+
+    asyncio.run(main())
