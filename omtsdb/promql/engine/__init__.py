@@ -19,6 +19,7 @@ from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.evaluator import Context, Evaluator
 from omtsdb.promql.parser import parse
 from omtsdb.promql.parser.ast import Expr
+from omtsdb.promql.parser.durexpr import resolve as resolve_durations
 from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import Queryable, SeriesData
 
@@ -78,7 +79,7 @@ class Engine:
         lookback_delta_ms: int | None = None,
     ) -> Result:
         t0 = time.perf_counter()
-        expr = self._parse(query)
+        expr = resolve_durations(self._parse(query), 0, 0)
         ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
         v = ev.eval(expr)
@@ -116,7 +117,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr = self._parse(query)
+        expr = resolve_durations(self._parse(query), step_ms, end_ms - start_ms)
         from omtsdb.promql.parser.ast import ValueType
         from omtsdb.promql.parser.types import expr_type
 
