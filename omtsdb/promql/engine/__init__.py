@@ -33,6 +33,8 @@ class EngineOpts:
     default_eval_interval_ms: int = 60_000
     enable_experimental_functions: bool = False
     enable_experimental_syntax: bool = False
+    # Prometheus's promql-delayed-name-removal feature flag (on in its test scripts).
+    enable_delayed_name_removal: bool = False
 
 
 class Engine:
@@ -67,6 +69,7 @@ class Engine:
             self.opts.max_samples,
             time.monotonic() + self.opts.timeout_s,
             self.opts.default_eval_interval_ms,
+            self.opts.enable_delayed_name_removal,
         )
 
     def instant_query(
@@ -84,6 +87,7 @@ class Engine:
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
         v = ev.eval(expr)
         if isinstance(v, Block):
+            v = v.apply_drop()
             value: Vector | Matrix | Scalar | String = _vector(v, t_ms)
         elif isinstance(v, str):
             value = String(t_ms, v)
@@ -130,6 +134,7 @@ class Engine:
         ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms)
         v = Evaluator(ctx, times).eval(expr)
         if isinstance(v, Block):
+            v = v.apply_drop()
             matrix: Matrix = _matrix(v, times)
         else:
             assert isinstance(v, np.ndarray)
