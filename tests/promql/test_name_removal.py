@@ -59,3 +59,16 @@ def test_duplicates_after_the_final_drop_are_an_error(db: DB) -> None:
         _q(db, 'sum by (__name__) (rate({env="1"}[5m]))', delayed=True)
     with pytest.raises(ExecutionError, match="same labelset"):
         _q(db, 'rate({env="1"}[5m])', delayed=False)
+
+
+def test_type_and_unit_labels_go_with_the_name() -> None:
+    d = DB.open(None, DBOptions())
+    app = d.appender()
+    lb = Labels({"__name__": "x_total", "__type__": "counter", "__unit__": "req", "job": "a"})
+    app.append(lb, np.array([600_000], np.int64), np.array([5.0]))
+    app.commit()
+    for delayed in (False, True):
+        assert _q(d, "x_total * 2", delayed) == {'{job="a"}': 10.0}
+        assert _q(d, "x_total / on (job) x_total", delayed) == {'{job="a"}': 1.0}
+        assert len(_q(d, "+x_total", delayed)) == 1
+        assert next(iter(_q(d, "x_total > 1", delayed))).count("__type__") == 1

@@ -7,7 +7,7 @@ import numpy as np
 from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
-from omtsdb.promql.engine.block import Block, BoolArr
+from omtsdb.promql.engine.block import Block, BoolArr, drop_metadata
 from omtsdb.promql.parser.ast import Cardinality, VectorMatching
 
 ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -99,7 +99,7 @@ def _result_labels(
 ) -> Labels:
     lb = lhs
     if op in ARITH:  # a bool comparison marks the name for dropping instead
-        lb = lb.drop_metric_name()
+        lb = drop_metadata(lb)
     if m.card is Cardinality.ONE_TO_ONE:
         lb = lb.keep(*m.matching_labels) if m.on else lb.without(*m.matching_labels)
     if m.include:

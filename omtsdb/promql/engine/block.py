@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.labels import Labels
+from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
+
+# What "dropping the metric name" removes: the name and the type-and-unit metadata labels
+# (Prometheus's schema.IsMetadataLabel).
+METADATA_LABELS = (METRIC_NAME, "__type__", "__unit__")
+
+
+def drop_metadata(lb: Labels) -> Labels:
+    return lb.without(*METADATA_LABELS) if any(lb.get(n) for n in METADATA_LABELS) else lb
 
 
 @dataclass(slots=True)
@@ -65,7 +73,7 @@ class Block:
         if self.drop is None or not self.drop.any():
             return self if self.drop is None else Block(self.labels, self.vals, self.mask)
         labels = [
-            lb.drop_metric_name() if d else lb
+            drop_metadata(lb) if d else lb
             for lb, d in zip(self.labels, self.drop.tolist(), strict=True)
         ]
         return Block(labels, self.vals, self.mask, self.sort_order).check_unique()
