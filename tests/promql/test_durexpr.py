@@ -84,3 +84,12 @@ def test_resolve_step_and_range() -> None:
         resolve(parse("foo[step() - 1]", experimental=True), 1000, 0)
     got = resolve(e, 5000, 0)
     assert format_expr(got) == "rate(foo[6s])"
+
+
+def test_metric_named_like_a_fill_modifier() -> None:
+    e = parse("other + fill(0) fill", experimental=True)
+    assert isinstance(e, BinaryExpr) and isinstance(e.rhs, VectorSelector)
+    assert e.rhs.name == "fill" and e.matching is not None and e.matching.fill_left == 0
+    e = parse("fill_left + other", experimental=True)
+    assert isinstance(e, BinaryExpr) and isinstance(e.lhs, VectorSelector)
+    assert parse(format_expr(e), experimental=True) == e
