@@ -146,6 +146,10 @@ def call_function(ev: Evaluator, e: Call) -> Value:
             raise ExecutionError(f"invalid destination label name in label_join(): {dst}")
         labels = [lb.set(dst, sep.join(lb.get(s) for s in srcs)) for lb in blk.labels]
         return Block(labels, blk.vals, blk.mask, drop=_kept_drop(blk, dst)).check_unique()
+    if name == "info":
+        from omtsdb.promql.engine.info import eval_info
+
+        return eval_info(ev, e)
     if name == "histogram_quantile":
         q = ev.eval_scalar(args[0])
         blk = ev.eval_block(args[1])

@@ -82,10 +82,10 @@ def _modifiers(
     return out
 
 
-def _selector(vs: VectorSelector) -> str:
+def _selector(vs: VectorSelector, braces: bool = False) -> str:
     ms = list(vs.matchers)
     name = ""
-    if vs.name and is_legacy_metric_name(vs.name):
+    if vs.name and is_legacy_metric_name(vs.name) and not braces:
         for i, m in enumerate(ms):
             if m.name == METRIC_NAME and m.type is MatchType.EQ and m.value == vs.name:
                 name = vs.name
@@ -130,7 +130,10 @@ def format_expr(e: Expr) -> str:
             e.offset_ms, e.at_ms, e.at_modifier, e.offset_expr
         )
     if isinstance(e, Call):
-        return f"{e.func}({', '.join(format_expr(a) for a in e.args)})"
+        args = [format_expr(a) for a in e.args]
+        if e.func == "info" and len(e.args) > 1 and isinstance(e.args[1], VectorSelector):
+            args[1] = _selector(e.args[1], braces=True)  # a label selector, never a name
+        return f"{e.func}({', '.join(args)})"
     if isinstance(e, ParenExpr):
         return f"({format_expr(e.expr)})"
     if isinstance(e, UnaryExpr):

@@ -77,6 +77,15 @@ class ToAST(Transformer[Token, Expr]):
         super().__init__()
         self.text = text
         self.experimental = experimental
+        # Selectors whose matchers all match "": an error unless info() takes them as its
+        # label selector argument (checked when the whole tree is built, see ``finish``).
+        self.empty_selectors: dict[int, VectorSelector] = {}
+
+    def finish(self, e: Expr) -> Expr:
+        if self.empty_selectors:
+            first = min(self.empty_selectors.values(), key=lambda vs: vs.pos.start)
+            _fail("vector selector must contain at least one non-empty matcher", first.pos)
+        return e
 
     def _experimental(self, what: str, pos: PosRange) -> None:
         if not self.experimental:
@@ -139,9 +148,10 @@ class ToAST(Transformer[Token, Expr]):
             matchers.insert(0, Matcher(MatchType.EQ, METRIC_NAME, name))
         elif len(names_in) == 1 and names_in[0] is matchers[0]:
             name = names_in[0].value
-        if not matchers or all(m.matches_empty for m in matchers):
-            _fail("vector selector must contain at least one non-empty matcher", pos)
-        return VectorSelector(name, tuple(matchers), pos=pos)
+        vs = VectorSelector(name, tuple(matchers), pos=pos)
+        if all(m.matches_empty for m in matchers):
+            self.empty_selectors[id(vs)] = vs
+        return vs
 
     # -- durations --------------------------------------------------------------------------
     # Every duration is a DurationExpr while parsing; range_dur/offset_dur turn a plain literal
@@ -425,6 +435,16 @@ class ToAST(Transformer[Token, Expr]):
             )
         if fn.variadic < 0 and n < want:
             _fail(f'expected at least {want} argument(s) in call to "{name}", got {n}', pos)
+        if name == "info" and len(args) > 1:
+            sel = args[1]
+            braced = isinstance(sel, VectorSelector) and self.text[
+                sel.pos.start : sel.pos.end
+            ].startswith("{")
+            if isinstance(sel, VectorSelector) and not braced:
+                _fail("expected label selectors only, got vector selector instead", sel.pos)
+            if not isinstance(sel, VectorSelector):
+                _fail("expected label selectors only", sel.pos)
+            self.empty_selectors.pop(id(sel), None)
         for i, a in enumerate(args):
             expect = fn.arg_types[min(i, want - 1)]
             got = expr_type(a)
