@@ -280,6 +280,7 @@ class Evaluator:
     def rollup(self, name: str, e: Expr, args: tuple[F64, ...]) -> Block:
         """Evaluate a range function for every (series, step) window at once: the samples of
         all series are concatenated and each window is found by one keyed searchsorted."""
+        _check_range_modifier(name, e)
         series, t, rng = self.range_input(e)
         if not series:
             return Block.empty(self.n)
@@ -334,6 +335,25 @@ class Evaluator:
             m = e.matching or VectorMatching()
             return binops.vector_vector(e.op, lhs, rhs, m, e.return_bool).compact().check_unique()
         raise ExecutionError("invalid operands for binary expression")
+
+
+ANCHORED_SAFE = ("changes", "delta", "increase", "rate", "resets")
+SMOOTHED_SAFE = ("delta", "increase", "rate")
+
+
+def _check_range_modifier(fn: str, e: Expr) -> None:
+    """The experimental anchored/smoothed range modifiers work with a few functions only."""
+    if not isinstance(e, MatrixSelector):
+        return
+    vs = e.vector_selector
+    for on, which, safe in (
+        (vs.anchored, "anchored", ANCHORED_SAFE),
+        (vs.smoothed, "smoothed", SMOOTHED_SAFE),
+    ):
+        if on and fn not in safe:
+            raise ExecutionError(
+                f"{which} modifier can only be used with: {', '.join(safe)} - not with {fn}"
+            )
 
 
 def _aggregated_drop(e: AggregateExpr, blk: Block, out: Block) -> Block:
