@@ -128,8 +128,10 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
     out_mask: list[BoolArr] = []
-    fill_many = m.fill_right if swap else m.fill_left
-    fill_one = m.fill_left if swap else m.fill_right
+    # As in Prometheus, the fill values are not swapped with the sides for group_right: the
+    # right-hand fill value fills a missing "one" side, the left-hand one a missing "many" side.
+    fill_many = m.fill_left
+    fill_one = m.fill_right
     matched_one: set[int] = set()
     for i, lb in enumerate(many.labels):
         k = one_idx.get(_signature(lb, m))
@@ -138,7 +140,7 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
                 continue
             ov = np.full(many.nsteps, fill_one)
             om = np.ones(many.nsteps, np.bool_)
-            orep = lb
+            orep = _signature(lb, m)  # a filled series has only the match group's labels
         else:
             matched_one.add(k)
             ov, om, orep = one_vals[k], one_mask[k], one_rep[k]
@@ -171,7 +173,7 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
                 mask &= res == 1.0
                 res = a
             lb = one_rep[k]
-            out_labels.append(_result_labels(lb, lb, op, m, return_bool))
+            out_labels.append(_result_labels(_signature(lb, m), lb, op, m, return_bool))
             out_vals.append(res)
             out_mask.append(mask)
             del sig
