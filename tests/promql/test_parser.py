@@ -173,7 +173,7 @@ def test_upstream_corpus_parses() -> None:
                 pass
     assert total > 2000
     # Not parsed yet (3.14 experimental): native-histogram trim operators `</` `>/`,
-    # histogram_quantiles, min_of/max_of, and start()/end()/range()/step() in expressions.
+    # histogram_quantiles, and start()/end()/range()/step() as functions in expressions.
     assert ok / total >= 0.89, f"{ok}/{total} upstream queries parse"
 
 

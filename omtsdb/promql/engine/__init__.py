@@ -19,6 +19,7 @@ from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.evaluator import Context, Evaluator
 from omtsdb.promql.parser import parse
 from omtsdb.promql.parser.ast import Expr
+from omtsdb.promql.parser.durexpr import resolve as resolve_durations
 from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import Queryable, SeriesData
 
@@ -32,6 +33,8 @@ class EngineOpts:
     default_eval_interval_ms: int = 60_000
     enable_experimental_functions: bool = False
     enable_experimental_syntax: bool = False
+    # Prometheus's promql-delayed-name-removal feature flag (on in its test scripts).
+    enable_delayed_name_removal: bool = False
 
 
 class Engine:
@@ -66,6 +69,7 @@ class Engine:
             self.opts.max_samples,
             time.monotonic() + self.opts.timeout_s,
             self.opts.default_eval_interval_ms,
+            self.opts.enable_delayed_name_removal,
         )
 
     def instant_query(
@@ -78,11 +82,12 @@ class Engine:
         lookback_delta_ms: int | None = None,
     ) -> Result:
         t0 = time.perf_counter()
-        expr = self._parse(query)
+        expr = resolve_durations(self._parse(query), 0, 0)
         ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
         v = ev.eval(expr)
         if isinstance(v, Block):
+            v = v.apply_drop()
             value: Vector | Matrix | Scalar | String = _vector(v, t_ms)
         elif isinstance(v, str):
             value = String(t_ms, v)
@@ -116,7 +121,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr = self._parse(query)
+        expr = resolve_durations(self._parse(query), step_ms, end_ms - start_ms)
         from omtsdb.promql.parser.ast import ValueType
         from omtsdb.promql.parser.types import expr_type
 
@@ -129,6 +134,7 @@ class Engine:
         ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms)
         v = Evaluator(ctx, times).eval(expr)
         if isinstance(v, Block):
+            v = v.apply_drop()
             matrix: Matrix = _matrix(v, times)
         else:
             assert isinstance(v, np.ndarray)

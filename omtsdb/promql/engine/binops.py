@@ -7,7 +7,7 @@ import numpy as np
 from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
-from omtsdb.promql.engine.block import Block, BoolArr
+from omtsdb.promql.engine.block import Block, BoolArr, drop_metadata
 from omtsdb.promql.parser.ast import Cardinality, VectorMatching
 
 ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -41,10 +41,6 @@ def apply_op(op: str, a: F64, b: F64) -> F64:
     return out
 
 
-def drop_name(lb: Labels) -> Labels:
-    return lb.drop_metric_name()
-
-
 def scalar_scalar(op: str, a: F64, b: F64) -> F64:
     return apply_op(op, a, b)
 
@@ -53,12 +49,10 @@ def vector_scalar(op: str, v: Block, s: F64, swapped: bool, return_bool: bool) -
     """``v op s`` (or ``s op v`` when ``swapped``)."""
     lhs, rhs = (s[None, :], v.vals) if swapped else (v.vals, s[None, :])
     res = apply_op(op, lhs, rhs)
-    if op in COMPARISON:
-        if return_bool:
-            return Block([drop_name(lb) for lb in v.labels], res, v.mask.copy())
+    if op in COMPARISON and not return_bool:
         keep = v.mask & (res == 1.0)
-        return Block(list(v.labels), v.vals, keep)
-    return Block([drop_name(lb) for lb in v.labels], res, v.mask.copy())
+        return Block(list(v.labels), v.vals, keep, drop=v.drop)
+    return Block(v.labels, res, v.mask.copy(), drop=v.drop).mark_drop()
 
 
 def _signature(lb: Labels, m: VectorMatching) -> Labels:
@@ -104,8 +98,8 @@ def _result_labels(
     lhs: Labels, rhs: Labels, op: str, m: VectorMatching, return_bool: bool
 ) -> Labels:
     lb = lhs
-    if op in ARITH or return_bool:
-        lb = lb.drop_metric_name()
+    if op in ARITH:  # a bool comparison marks the name for dropping instead
+        lb = drop_metadata(lb)
     if m.card is Cardinality.ONE_TO_ONE:
         lb = lb.keep(*m.matching_labels) if m.on else lb.without(*m.matching_labels)
     if m.include:
@@ -134,8 +128,10 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
     out_mask: list[BoolArr] = []
-    fill_many = m.fill_right if swap else m.fill_left
-    fill_one = m.fill_left if swap else m.fill_right
+    # As in Prometheus, the fill values are not swapped with the sides for group_right: the
+    # right-hand fill value fills a missing "one" side, the left-hand one a missing "many" side.
+    fill_many = m.fill_left
+    fill_one = m.fill_right
     matched_one: set[int] = set()
     for i, lb in enumerate(many.labels):
         k = one_idx.get(_signature(lb, m))
@@ -144,7 +140,7 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
                 continue
             ov = np.full(many.nsteps, fill_one)
             om = np.ones(many.nsteps, np.bool_)
-            orep = lb
+            orep = _signature(lb, m)  # a filled series has only the match group's labels
         else:
             matched_one.add(k)
             ov, om, orep = one_vals[k], one_mask[k], one_rep[k]
@@ -177,7 +173,7 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
                 mask &= res == 1.0
                 res = a
             lb = one_rep[k]
-            out_labels.append(_result_labels(lb, lb, op, m, return_bool))
+            out_labels.append(_result_labels(_signature(lb, m), lb, op, m, return_bool))
             out_vals.append(res)
             out_mask.append(mask)
             del sig
@@ -187,6 +183,8 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
         np.array(out_vals).reshape(len(out_labels), n),
         np.array(out_mask).reshape(len(out_labels), n),
     )
+    if return_bool:
+        blk = blk.mark_drop()
     if m.card is not Cardinality.ONE_TO_ONE:
         _check_unique_many(blk)
     return blk
@@ -212,12 +210,14 @@ def _set_op(op: str, lhs: Block, rhs: Block, m: VectorMatching) -> Block:
     none = np.zeros(lhs.nsteps, np.bool_)
     if op == "and":
         masks = [lhs.mask[i] & rsig.get(_signature(lb, m), none) for i, lb in enumerate(lhs.labels)]
-        return Block(list(lhs.labels), lhs.vals, np.array(masks).reshape(lhs.mask.shape))
+        mask = np.array(masks).reshape(lhs.mask.shape)
+        return Block(list(lhs.labels), lhs.vals, mask, drop=lhs.drop)
     if op == "unless":
         masks = [
             lhs.mask[i] & ~rsig.get(_signature(lb, m), none) for i, lb in enumerate(lhs.labels)
         ]
-        return Block(list(lhs.labels), lhs.vals, np.array(masks).reshape(lhs.mask.shape))
+        mask = np.array(masks).reshape(lhs.mask.shape)
+        return Block(list(lhs.labels), lhs.vals, mask, drop=lhs.drop)
     # or
     lsig: dict[Labels, BoolArr] = {}
     for i, lb in enumerate(lhs.labels):
@@ -233,8 +233,17 @@ def _set_op(op: str, lhs: Block, rhs: Block, m: VectorMatching) -> Block:
         vals.append(rhs.vals[i : i + 1])
         masks.append((rhs.mask[i] & ~taken)[None, :])
     n = lhs.nsteps
+    drop = None
+    if lhs.drop is not None or rhs.drop is not None:
+        drop = np.concatenate(
+            [
+                lhs.drop if lhs.drop is not None else np.zeros(len(lhs), np.bool_),
+                rhs.drop if rhs.drop is not None else np.zeros(len(rhs), np.bool_),
+            ]
+        )
     return Block(
         labels,
         np.concatenate(vals).reshape(len(labels), n),
         np.concatenate(masks).reshape(len(labels), n),
+        drop=drop,
     )

@@ -2,7 +2,8 @@
 
 - ``Block``: an instant vector over the step grid: labels per series, ``vals[nseries, nsteps]``
   and ``mask[nseries, nsteps]`` (present or not; NaN is a legitimate value, so presence is kept
-  apart). ``drop_name`` marks series whose ``__name__`` is dropped on output.
+  apart). ``drop`` marks series whose ``__name__`` is to be dropped (Prometheus's delayed name
+  removal: the name stays for label functions and ``by (__name__)`` until ``apply_drop``).
 - scalars are ``float64[nsteps]``; strings are ``str``; a range vector in an instant query is a
   list of ``SeriesData``.
 """
@@ -14,10 +15,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.labels import Labels
+from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
+
+# What "dropping the metric name" removes: the name and the type-and-unit metadata labels
+# (Prometheus's schema.IsMetadataLabel).
+METADATA_LABELS = (METRIC_NAME, "__type__", "__unit__")
+
+
+def drop_metadata(lb: Labels) -> Labels:
+    return lb.without(*METADATA_LABELS) if any(lb.get(n) for n in METADATA_LABELS) else lb
 
 
 @dataclass(slots=True)
@@ -26,6 +35,7 @@ class Block:
     vals: F64
     mask: BoolArr
     sort_order: list[int] | None = field(default=None)  # set by sort functions
+    drop: BoolArr | None = field(default=None)  # per series: __name__ to be dropped
 
     @classmethod
     def empty(cls, nsteps: int) -> Block:
@@ -44,10 +54,29 @@ class Block:
         if keep.all():
             return self
         idx = np.flatnonzero(keep)
-        return Block([self.labels[i] for i in idx], self.vals[idx], self.mask[idx])
+        drop = self.drop[idx] if self.drop is not None else None
+        return Block([self.labels[i] for i in idx], self.vals[idx], self.mask[idx], drop=drop)
 
     def with_labels(self, labels: list[Labels]) -> Block:
-        return Block(labels, self.vals, self.mask)
+        return Block(labels, self.vals, self.mask, drop=self.drop)
+
+    def mark_drop(self, rows: BoolArr | None = None) -> Block:
+        """The same series, their names to be dropped (all of them, or where ``rows``)."""
+        new = np.ones(len(self.labels), np.bool_) if rows is None else rows
+        if self.drop is not None:
+            new = new | self.drop
+        return Block(self.labels, self.vals, self.mask, self.sort_order, new)
+
+    def apply_drop(self) -> Block:
+        """Drop the names marked for dropping; series that then coincide are merged (an error
+        where both are present at one step)."""
+        if self.drop is None or not self.drop.any():
+            return self if self.drop is None else Block(self.labels, self.vals, self.mask)
+        labels = [
+            drop_metadata(lb) if d else lb
+            for lb, d in zip(self.labels, self.drop.tolist(), strict=True)
+        ]
+        return Block(labels, self.vals, self.mask, self.sort_order).check_unique()
 
     def check_unique(self) -> Block:
         """Merge series that share a label set; two present at one step is an error."""
@@ -63,8 +92,9 @@ class Block:
         groups: dict[Labels, list[int]] = {}
         for i, lb in enumerate(self.labels):
             groups.setdefault(lb, []).append(i)
-        labels, vals, masks = [], [], []
+        labels, vals, masks, drops = [], [], [], []
         for lb, rows in groups.items():
+            drops.append(self.drop is not None and bool(self.drop[rows].any()))
             if len(rows) == 1:
                 r = rows[0]
                 labels.append(lb)
@@ -82,4 +112,5 @@ class Block:
             labels,
             np.array(vals).reshape(len(labels), -1),
             np.array(masks).reshape(len(labels), -1),
+            drop=np.array(drops, np.bool_) if self.drop is not None else None,
         )

@@ -10,7 +10,7 @@ from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import BUCKET_LABEL, METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.matchers import compile_anchored
 from omtsdb.model.samples import F64
-from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.block import Block, BoolArr
 from omtsdb.promql.functions.histogram import bucket_quantile
 from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
 from omtsdb.promql.functions.rollups import ROLLUPS
@@ -24,7 +24,8 @@ COUNTER_FUNCS = frozenset({"rate", "increase", "irate", "resets"})
 
 
 def _drop(blk: Block) -> Block:
-    return Block([lb.drop_metric_name() for lb in blk.labels], blk.vals, blk.mask)
+    """Mark every series' name for dropping (see ``Block.apply_drop``)."""
+    return blk.mark_drop()
 
 
 def _strip(e: Expr) -> Expr:
@@ -144,7 +145,11 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         if not is_valid_label_name(dst):
             raise ExecutionError(f"invalid destination label name in label_join(): {dst}")
         labels = [lb.set(dst, sep.join(lb.get(s) for s in srcs)) for lb in blk.labels]
-        return Block(labels, blk.vals, blk.mask).check_unique()
+        return Block(labels, blk.vals, blk.mask, drop=_kept_drop(blk, dst)).check_unique()
+    if name == "info":
+        from omtsdb.promql.engine.info import eval_info
+
+        return eval_info(ev, e)
     if name == "histogram_quantile":
         q = ev.eval_scalar(args[0])
         blk = ev.eval_block(args[1])
@@ -175,11 +180,13 @@ def _sorted(blk: Block, name: str, label_args: list[str]) -> Block:
         key = np.where(nan, 0.0, v)
         order = np.lexsort((-key if name == "sort_desc" else key, nan)).tolist()
         out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
+        out.drop = blk.drop[order] if blk.drop is not None else None
         out.sort_order = list(range(len(order)))
         return out
     keys = [(*(lb.get(n) for n in label_args), lb.sort_key()) for lb in blk.labels]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=name.endswith("_desc"))
     out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
+    out.drop = blk.drop[order] if blk.drop is not None else None
     out.sort_order = list(range(len(order)))
     return out
 
@@ -198,14 +205,22 @@ def label_replace(blk: Block, dst: str, repl: str, src: str, rx: str) -> Block:
     opts.dot_nl = True
     compiled = re2.compile("^(?:" + rx + ")$", options=opts)
     labels = []
-    for lb in blk.labels:
+    drop = None if blk.drop is None else blk.drop.copy()
+    for i, lb in enumerate(blk.labels):
         m = compiled.match(lb.get(src))
         if m is None:
             labels.append(lb)
             continue
         val = _expand(repl, m)
         labels.append(lb.set(dst, val) if val else lb.without(dst))
-    return Block(labels, blk.vals, blk.mask).check_unique()
+        if drop is not None and dst == METRIC_NAME:
+            drop[i] = False  # the name was written: keep it (delayed name removal)
+    return Block(labels, blk.vals, blk.mask, drop=drop).check_unique()
+
+
+def _kept_drop(blk: Block, dst: str) -> BoolArr | None:
+    """Writing ``__name__`` with a label function keeps the name (delayed name removal)."""
+    return None if dst == METRIC_NAME else blk.drop
 
 
 def _expand(template: str, m: object) -> str:

@@ -88,6 +88,7 @@ class Context:
         max_samples: int,
         deadline: float,
         default_step: int,
+        delayed_names: bool = False,
     ) -> None:
         self.queryable = queryable
         self.start = start
@@ -96,6 +97,9 @@ class Context:
         self.max_samples = max_samples
         self.deadline = deadline
         self.default_step = default_step
+        # Prometheus's delayed __name__ removal: names marked for dropping are dropped only
+        # on the final result (and at subquery boundaries); otherwise after every node.
+        self.delayed_names = delayed_names
         self.samples = 0
         self.warnings: list[str] = []
         self.infos: list[str] = []
@@ -127,6 +131,12 @@ class Evaluator:
 
     # -- entry --------------------------------------------------------------------------------
     def eval(self, e: Expr) -> Value:
+        v = self._eval(e)
+        if isinstance(v, Block) and v.drop is not None and not self.ctx.delayed_names:
+            return v.apply_drop()
+        return v
+
+    def _eval(self, e: Expr) -> Value:
         self.ctx.check_time()
         if isinstance(e, NumberLiteral):
             return np.full(self.n, e.value)
@@ -139,7 +149,7 @@ class Evaluator:
             if e.op == "+":
                 return v
             if isinstance(v, Block):
-                return Block([lb.drop_metric_name() for lb in v.labels], -v.vals, v.mask)
+                return Block(v.labels, -v.vals, v.mask, drop=v.drop).mark_drop()
             assert isinstance(v, np.ndarray)
             return -v
         if isinstance(e, VectorSelector):
@@ -234,7 +244,7 @@ class Evaluator:
             return []
         grid = np.arange(start, end + 1, step, dtype=np.int64)
         inner = Evaluator(self.ctx, grid)
-        blk = inner.eval_block(sq.expr)
+        blk = inner.eval_block(sq.expr).apply_drop()
         out = []
         for i, lb in enumerate(blk.labels):
             m = blk.mask[i]
@@ -270,6 +280,7 @@ class Evaluator:
     def rollup(self, name: str, e: Expr, args: tuple[F64, ...]) -> Block:
         """Evaluate a range function for every (series, step) window at once: the samples of
         all series are concatenated and each window is found by one keyed searchsorted."""
+        _check_range_modifier(name, e)
         series, t, rng = self.range_input(e)
         if not series:
             return Block.empty(self.n)
@@ -306,7 +317,10 @@ class Evaluator:
             if isinstance(p, Block):
                 raise ExecutionError("aggregation parameter must be a scalar")
             param = p if isinstance(p, str) else np.asarray(p)
-        return aggregate(e.op, blk, param, e.grouping, e.without).compact()
+        out = aggregate(e.op, blk, param, e.grouping, e.without).compact()
+        if blk.drop is not None and blk.drop.any() and len(out):
+            out = _aggregated_drop(e, blk, out)
+        return out
 
     def binary(self, e: BinaryExpr) -> Value:
         lhs = self.eval(e.lhs)
@@ -321,6 +335,39 @@ class Evaluator:
             m = e.matching or VectorMatching()
             return binops.vector_vector(e.op, lhs, rhs, m, e.return_bool).compact().check_unique()
         raise ExecutionError("invalid operands for binary expression")
+
+
+ANCHORED_SAFE = ("changes", "delta", "increase", "rate", "resets")
+SMOOTHED_SAFE = ("delta", "increase", "rate")
+
+
+def _check_range_modifier(fn: str, e: Expr) -> None:
+    """The experimental anchored/smoothed range modifiers work with a few functions only."""
+    if not isinstance(e, MatrixSelector):
+        return
+    vs = e.vector_selector
+    for on, which, safe in (
+        (vs.anchored, "anchored", ANCHORED_SAFE),
+        (vs.smoothed, "smoothed", SMOOTHED_SAFE),
+    ):
+        if on and fn not in safe:
+            raise ExecutionError(
+                f"{which} modifier can only be used with: {', '.join(safe)} - not with {fn}"
+            )
+
+
+def _aggregated_drop(e: AggregateExpr, blk: Block, out: Block) -> Block:
+    """Carry names marked for dropping through an aggregation: series kept as they are
+    (topk, ...) keep their mark; a group is marked when any of its series is. Only groups that
+    keep ``__name__`` (``by (__name__, ...)``) are affected."""
+    flagged = [lb for lb, d in zip(blk.labels, blk.drop.tolist(), strict=True) if d]  # type: ignore[union-attr]
+    if e.op in ("topk", "bottomk", "limitk", "limit_ratio"):
+        keep = set(flagged)
+        return out.mark_drop(np.array([lb in keep for lb in out.labels], np.bool_))
+    if e.without or METRIC_NAME not in e.grouping:
+        return out
+    groups = {lb.keep(*e.grouping) for lb in flagged}
+    return out.mark_drop(np.array([lb.keep(*e.grouping) in groups for lb in out.labels], np.bool_))
 
 
 def absent_labels(e: Expr) -> Labels:

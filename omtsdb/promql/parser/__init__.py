@@ -150,7 +150,10 @@ def parse(query: str, *, experimental: bool = False) -> Expr:
     except UnexpectedInput as e:
         raise _syntax_error(query, e) from None
     try:
-        expr: Expr = ToAST(query, experimental).transform(tree)
+        builder = ToAST(query, experimental)
+        expr: Expr = builder.finish(builder.transform(tree))
+    except SemanticError as e:
+        raise semantic_to_parse_error(query, e) from None
     except VisitError as e:
         inner = e.orig_exc
         if isinstance(inner, SemanticError):

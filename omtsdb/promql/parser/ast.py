@@ -62,6 +62,23 @@ class StringLiteral:
 
 
 @dataclass(frozen=True, slots=True)
+class DurationExpr:
+    """A duration expression (Prometheus's experimental ``promql-duration-expr``), in seconds.
+
+    ``op`` is ``num`` (a literal: ``value``; ``duration`` when written with units), a binary
+    operator ``+ - * / % ^`` (``lhs``/``rhs``; unary ``+``/``-`` have no ``lhs``), ``step``,
+    ``range``, ``min_of`` or ``max_of``. ``wrapped`` records parentheses, for printing."""
+
+    op: str
+    lhs: DurationExpr | None = None
+    rhs: DurationExpr | None = None
+    value: float = 0.0
+    duration: bool = False
+    wrapped: bool = False
+    pos: PosRange = field(default=NOPOS, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class VectorSelector:
     """``name{matchers} offset D @ T``. ``matchers`` includes ``__name__="name"`` when the
     name is written outside the braces (as Prometheus does); ``name`` is that name or ``""``."""
@@ -75,8 +92,8 @@ class VectorSelector:
     anchored: bool = False
     smoothed: bool = False
     # Experimental duration expression for the offset; ``offset_ms`` holds its value when it is
-    # constant, the engine resolves it otherwise.
-    offset_expr: Expr | None = None
+    # constant, the engine resolves it otherwise (see ``parser.durexpr``).
+    offset_expr: DurationExpr | None = None
     pos: PosRange = field(default=NOPOS, compare=False)
 
 
@@ -84,7 +101,7 @@ class VectorSelector:
 class MatrixSelector:
     vector_selector: VectorSelector
     range_ms: int
-    range_expr: Expr | None = None  # experimental duration expression, see VectorSelector
+    range_expr: DurationExpr | None = None  # experimental duration expression, see VectorSelector
     pos: PosRange = field(default=NOPOS, compare=False)
 
 
@@ -98,9 +115,9 @@ class SubqueryExpr:
     offset_ms: int = 0
     at_ms: int | None = None
     at_modifier: AtModifier | None = None
-    range_expr: Expr | None = None
-    step_expr: Expr | None = None
-    offset_expr: Expr | None = None
+    range_expr: DurationExpr | None = None
+    step_expr: DurationExpr | None = None
+    offset_expr: DurationExpr | None = None
     pos: PosRange = field(default=NOPOS, compare=False)
 
 

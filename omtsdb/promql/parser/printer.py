@@ -12,6 +12,7 @@ from omtsdb.promql.parser.ast import (
     BinaryExpr,
     Call,
     Cardinality,
+    DurationExpr,
     Expr,
     MatrixSelector,
     NumberLiteral,
@@ -39,24 +40,52 @@ def _number(v: float) -> str:
     return format_go_g(v)
 
 
-def _modifiers(offset_ms: int, at_ms: int | None, at_mod: AtModifier | None) -> str:
+def format_duration_expr(d: DurationExpr) -> str:
+    if d.op == "num":
+        s = format_duration(round(d.value * 1000)) if d.duration else _number(d.value)
+    elif d.op in ("step", "range"):
+        s = f"{d.op}()"
+    elif d.op in ("min_of", "max_of"):
+        assert d.lhs is not None and d.rhs is not None
+        s = f"{d.op}({format_duration_expr(d.lhs)}, {format_duration_expr(d.rhs)})"
+    elif d.lhs is None:
+        assert d.rhs is not None
+        s = ("-" if d.op == "-" else "") + format_duration_expr(d.rhs)
+    else:
+        assert d.rhs is not None
+        s = f"{format_duration_expr(d.lhs)} {d.op} {format_duration_expr(d.rhs)}"
+    return f"({s})" if d.wrapped else s
+
+
+def _range(range_ms: int, expr: DurationExpr | None) -> str:
+    return format_duration_expr(expr) if expr is not None else format_duration(range_ms)
+
+
+def _modifiers(
+    offset_ms: int,
+    at_ms: int | None,
+    at_mod: AtModifier | None,
+    offset_expr: DurationExpr | None = None,
+) -> str:
     out = ""
     if at_ms is not None:
         secs = at_ms / 1000
         out += f" @ {secs:.3f}"
     elif at_mod is not None:
         out += f" @ {at_mod.value}()"
-    if offset_ms > 0:
+    if offset_expr is not None:
+        out += f" offset {format_duration_expr(offset_expr)}"
+    elif offset_ms > 0:
         out += f" offset {format_duration(offset_ms)}"
     elif offset_ms < 0:
         out += f" offset -{format_duration(-offset_ms)}"
     return out
 
 
-def _selector(vs: VectorSelector) -> str:
+def _selector(vs: VectorSelector, braces: bool = False) -> str:
     ms = list(vs.matchers)
     name = ""
-    if vs.name and is_legacy_metric_name(vs.name):
+    if vs.name and is_legacy_metric_name(vs.name) and not braces:
         for i, m in enumerate(ms):
             if m.name == METRIC_NAME and m.type is MatchType.EQ and m.value == vs.name:
                 name = vs.name
@@ -85,23 +114,26 @@ def format_expr(e: Expr) -> str:
             s += " anchored"
         if e.smoothed:
             s += " smoothed"
-        return s + _modifiers(e.offset_ms, e.at_ms, e.at_modifier)
+        return s + _modifiers(e.offset_ms, e.at_ms, e.at_modifier, e.offset_expr)
     if isinstance(e, MatrixSelector):
         vs = e.vector_selector
-        s = f"{_selector(vs)}[{format_duration(e.range_ms)}]"
+        s = f"{_selector(vs)}[{_range(e.range_ms, e.range_expr)}]"
         if vs.anchored:
             s += " anchored"
         if vs.smoothed:
             s += " smoothed"
-        return s + _modifiers(vs.offset_ms, vs.at_ms, vs.at_modifier)
+        return s + _modifiers(vs.offset_ms, vs.at_ms, vs.at_modifier, vs.offset_expr)
     if isinstance(e, SubqueryExpr):
-        step = format_duration(e.step_ms) if e.step_ms else ""
+        step = _range(e.step_ms, e.step_expr) if e.step_ms or e.step_expr else ""
         inner = format_expr(e.expr)
-        return f"{inner}[{format_duration(e.range_ms)}:{step}]" + _modifiers(
-            e.offset_ms, e.at_ms, e.at_modifier
+        return f"{inner}[{_range(e.range_ms, e.range_expr)}:{step}]" + _modifiers(
+            e.offset_ms, e.at_ms, e.at_modifier, e.offset_expr
         )
     if isinstance(e, Call):
-        return f"{e.func}({', '.join(format_expr(a) for a in e.args)})"
+        args = [format_expr(a) for a in e.args]
+        if e.func == "info" and len(e.args) > 1 and isinstance(e.args[1], VectorSelector):
+            args[1] = _selector(e.args[1], braces=True)  # a label selector, never a name
+        return f"{e.func}({', '.join(args)})"
     if isinstance(e, ParenExpr):
         return f"({format_expr(e.expr)})"
     if isinstance(e, UnaryExpr):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NoReturn
 
@@ -18,6 +19,7 @@ from omtsdb.promql.parser.ast import (
     BinaryExpr,
     Call,
     Cardinality,
+    DurationExpr,
     Expr,
     MatrixSelector,
     NumberLiteral,
@@ -31,12 +33,14 @@ from omtsdb.promql.parser.ast import (
     VectorSelector,
 )
 from omtsdb.promql.parser.durations import parse_duration
+from omtsdb.promql.parser.durexpr import constant_ms
 from omtsdb.promql.parser.functions import AGGREGATIONS, EXPERIMENTAL_AGGREGATIONS, FUNCTIONS
 from omtsdb.promql.parser.strings import unquote
 from omtsdb.promql.parser.types import expr_type
 
 COMPARISON = frozenset({"==", "!=", "<", "<=", ">", ">="})
 SET_OPS = frozenset({"and", "or", "unless"})
+_MAX_DURATION_S = 2**63 / 1e9
 
 
 class SemanticError(Exception):
@@ -73,6 +77,15 @@ class ToAST(Transformer[Token, Expr]):
         super().__init__()
         self.text = text
         self.experimental = experimental
+        # Selectors whose matchers all match "": an error unless info() takes them as its
+        # label selector argument (checked when the whole tree is built, see ``finish``).
+        self.empty_selectors: dict[int, VectorSelector] = {}
+
+    def finish(self, e: Expr) -> Expr:
+        if self.empty_selectors:
+            first = min(self.empty_selectors.values(), key=lambda vs: vs.pos.start)
+            _fail("vector selector must contain at least one non-empty matcher", first.pos)
+        return e
 
     def _experimental(self, what: str, pos: PosRange) -> None:
         if not self.experimental:
@@ -135,77 +148,107 @@ class ToAST(Transformer[Token, Expr]):
             matchers.insert(0, Matcher(MatchType.EQ, METRIC_NAME, name))
         elif len(names_in) == 1 and names_in[0] is matchers[0]:
             name = names_in[0].value
-        if not matchers or all(m.matches_empty for m in matchers):
-            _fail("vector selector must contain at least one non-empty matcher", pos)
-        return VectorSelector(name, tuple(matchers), pos=pos)
+        vs = VectorSelector(name, tuple(matchers), pos=pos)
+        if all(m.matches_empty for m in matchers):
+            self.empty_selectors[id(vs)] = vs
+        return vs
 
     # -- durations --------------------------------------------------------------------------
-    def dur_lit(self, meta: Meta, tok: Token) -> int:
-        return parse_duration(str(tok))
+    # Every duration is a DurationExpr while parsing; range_dur/offset_dur turn a plain literal
+    # into milliseconds and keep anything else as an expression (resolved per query).
+    def dur_lit(self, meta: Meta, tok: Token) -> DurationExpr:
+        secs = parse_duration(str(tok)) / 1000.0
+        return DurationExpr("num", value=secs, duration=True, pos=_pos(meta))
 
-    def dur_num(self, meta: Meta, tok: Token) -> int:
+    def dur_num(self, meta: Meta, tok: Token) -> DurationExpr:
         v = parse_number(str(tok))
-        if not math.isfinite(v):
-            _fail(f'invalid duration: "{tok}"', _pos(meta))
-        return round(v * 1000)
+        if not math.isfinite(v) or abs(v) > _MAX_DURATION_S:
+            _fail("duration out of range", _pos(meta))
+        return DurationExpr("num", value=v, pos=_pos(meta))
 
-    def dur_binary(self, meta: Meta, a: int, op: Token, b: int) -> int:
+    def dur_binary(self, meta: Meta, a: DurationExpr, op: Token, b: DurationExpr) -> DurationExpr:
+        pos = _pos(meta)
+        self._experimental("duration expressions", pos)
+        o = str(op).lower()
+        if o not in ("+", "-", "*", "/", "%", "^"):
+            _fail(f"unexpected {o} in duration expression", pos)
+        if o in ("/", "%") and b.op == "num" and b.value == 0:
+            _fail("division by zero" if o == "/" else "modulo by zero", b.pos)
+        return DurationExpr(o, a, b, pos=pos)
+
+    def dur_unary(self, meta: Meta, op: Token, d: DurationExpr) -> DurationExpr:
+        pos = _pos(meta)
+        neg = str(op) == "-"
+        if d.op == "num":  # the sign becomes part of the literal, as in Prometheus
+            return dataclasses.replace(d, value=-d.value if neg else d.value, pos=pos)
+        return DurationExpr("-", None, d, pos=pos) if neg else d
+
+    def dur_paren(self, meta: Meta, d: DurationExpr) -> DurationExpr:
         self._experimental("duration expressions", _pos(meta))
-        o = str(op)
-        if o == "+":
-            return a + b
-        if o == "-":
-            return a - b
-        if o == "*":
-            return a * b // 1000
-        if o == "/":
-            if b == 0:
-                _fail("division by zero in duration expression", _pos(meta))
-            return a * 1000 // b
-        if o == "%":
-            if b == 0:
-                _fail("modulo by zero in duration expression", _pos(meta))
-            return a % b
-        _fail(f"unexpected operator {o} in duration expression", _pos(meta))
+        return dataclasses.replace(d, wrapped=True, pos=_pos(meta))
 
-    def dur_step(self, meta: Meta, tok: Token) -> int:
-        _fail("step() in duration expressions is not supported", _pos(meta))
+    def dur_step(self, meta: Meta, tok: Token) -> DurationExpr:
+        self._experimental("duration expressions", _pos(meta))
+        return DurationExpr("step", pos=_pos(meta))
 
-    def dur_range(self, meta: Meta, tok: Token) -> int:
-        _fail("range() in duration expressions is not supported", _pos(meta))
+    def dur_range(self, meta: Meta, tok: Token) -> DurationExpr:
+        self._experimental("duration expressions", _pos(meta))
+        return DurationExpr("range", pos=_pos(meta))
 
-    def range_dur(self, meta: Meta, d: int) -> int:
+    def dur_minmax(self, meta: Meta, tok: Token, a: DurationExpr, b: DurationExpr) -> DurationExpr:
+        self._experimental("duration expressions", _pos(meta))
+        return DurationExpr(str(tok).lower(), a, b, pos=_pos(meta))
+
+    def range_dur(self, meta: Meta, d: DurationExpr) -> int | DurationExpr:
+        if d.op == "num":
+            if d.value <= 0:
+                _fail("duration must be greater than 0", d.pos)
+            return round(d.value * 1000)
         return d
 
-    def offset_dur(self, meta: Meta, sign: Token | None, d: int) -> int:
-        return -d if sign is not None and str(sign) == "-" else d
+    def offset_dur(self, meta: Meta, sign: Token | None, d: DurationExpr) -> int | DurationExpr:
+        if sign is not None:
+            d = self.dur_unary(meta, sign, d)
+        if d.op == "num":
+            return round(d.value * 1000)
+        return d
 
     # -- postfix modifiers -------------------------------------------------------------------
-    def matrix(self, meta: Meta, e: Expr, rng: int) -> MatrixSelector:
+    def matrix(self, meta: Meta, e: Expr, rng: int | DurationExpr) -> MatrixSelector:
         pos = _pos(meta)
         if not isinstance(e, VectorSelector):
             _fail("ranges only allowed for vector selectors", pos)
-        if e.offset_ms or e.at_ms is not None or e.at_modifier is not None:
-            _fail("no offset or @ modifiers allowed before range", pos)
-        if rng <= 0:
-            _fail(f"range must be greater than 0, got {_fmt_dur(rng)}", pos)
+        if e.offset_ms or e.offset_expr is not None:
+            _fail("no offset modifiers allowed before range", pos)
+        if e.at_ms is not None or e.at_modifier is not None:
+            _fail("no @ modifiers allowed before range", pos)
+        if isinstance(rng, DurationExpr):
+            return MatrixSelector(e, constant_ms(rng, True), rng, pos=pos)
         return MatrixSelector(e, rng, pos=pos)
 
-    def subquery(self, meta: Meta, e: Expr, rng: int, step: int | None) -> SubqueryExpr:
+    def subquery(
+        self, meta: Meta, e: Expr, rng: int | DurationExpr, step: int | DurationExpr | None
+    ) -> SubqueryExpr:
         pos = _pos(meta)
         t = expr_type(e)
         if t is not ValueType.VECTOR:
             _fail(f"subquery is only allowed on instant vector, got {t} instead", pos)
-        if step is not None and step <= 0:
-            _fail(f"step must be greater than 0, got {_fmt_dur(step)}", pos)
-        return SubqueryExpr(e, rng, step or 0, pos=pos)
+        range_expr = rng if isinstance(rng, DurationExpr) else None
+        step_expr = step if isinstance(step, DurationExpr) else None
+        range_ms = constant_ms(rng, True) if isinstance(rng, DurationExpr) else rng
+        step_ms = constant_ms(step, True) if isinstance(step, DurationExpr) else step or 0
+        return SubqueryExpr(
+            e, range_ms, step_ms, range_expr=range_expr, step_expr=step_expr, pos=pos
+        )
 
-    def offset(self, meta: Meta, e: Expr, _kw: Token, d: int) -> Expr:
+    def offset(self, meta: Meta, e: Expr, _kw: Token, d: int | DurationExpr) -> Expr:
         pos = _pos(meta)
         target = e.vector_selector if isinstance(e, MatrixSelector) else e
         if isinstance(target, VectorSelector | SubqueryExpr):
-            if target.offset_ms:
+            if target.offset_ms or target.offset_expr is not None:
                 _fail("offset may not be set multiple times", pos)
+            if isinstance(d, DurationExpr):
+                return _replace_target(e, offset_ms=constant_ms(d, False), offset_expr=d, pos=pos)
             return _replace_target(e, offset_ms=d, pos=pos)
         _fail(
             "offset modifier must be preceded by an instant vector selector or range vector "
@@ -218,7 +261,11 @@ class ToAST(Transformer[Token, Expr]):
         if len(toks) == 1 and toks[0].type == "AT_FN":
             return None, AtModifier(str(toks[0]).lower())
         sign = -1 if len(toks) == 2 and str(toks[0]) == "-" else 1
-        v = parse_number(str(toks[-1])) * sign
+        last = toks[-1]
+        if last.type == "DURATION":
+            v = parse_duration(str(last)) / 1000.0 * sign
+        else:
+            v = parse_number(str(last)) * sign
         if not math.isfinite(v):
             _fail(f"timestamp out of bounds for @ modifier: {v}", _pos(meta))
         return round(v * 1000), None
@@ -388,6 +435,16 @@ class ToAST(Transformer[Token, Expr]):
             )
         if fn.variadic < 0 and n < want:
             _fail(f'expected at least {want} argument(s) in call to "{name}", got {n}', pos)
+        if name == "info" and len(args) > 1:
+            sel = args[1]
+            braced = isinstance(sel, VectorSelector) and self.text[
+                sel.pos.start : sel.pos.end
+            ].startswith("{")
+            if isinstance(sel, VectorSelector) and not braced:
+                _fail("expected label selectors only, got vector selector instead", sel.pos)
+            if not isinstance(sel, VectorSelector):
+                _fail("expected label selectors only", sel.pos)
+            self.empty_selectors.pop(id(sel), None)
         for i, a in enumerate(args):
             expect = fn.arg_types[min(i, want - 1)]
             got = expr_type(a)
@@ -448,12 +505,6 @@ def _replace_target(e: Expr, pos: PosRange, **kw: Any) -> Expr:
             e, vector_selector=dataclasses.replace(e.vector_selector, **kw), pos=pos
         )
     return dataclasses.replace(e, pos=pos, **kw)
-
-
-def _fmt_dur(ms: int) -> str:
-    from omtsdb.promql.parser.durations import format_duration
-
-    return format_duration(ms)
 
 
 def semantic_to_parse_error(text: str, e: SemanticError) -> ParseError:

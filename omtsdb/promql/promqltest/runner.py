@@ -218,6 +218,7 @@ def run_file(path: Path) -> FileReport:
         EngineOpts(
             enable_experimental_functions=True,
             enable_experimental_syntax=True,
+            enable_delayed_name_removal=True,
             default_eval_interval_ms=60_000,
         )
     )
