@@ -72,7 +72,6 @@ class Exporters:
                 async def handle(req: web.Request, k: int = k) -> web.Response:
                     return web.Response(
                         body=self._body(k),
-                        content_type="text/plain",
                         headers={"Content-Type": "text/plain; version=0.0.4"},
                     )
 
