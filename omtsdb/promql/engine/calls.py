@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.labels import BUCKET_LABEL, METRIC_NAME, Labels, is_valid_label_name
+from omtsdb.model.labels import Labels, is_valid_label_name
 from omtsdb.model.matchers import compile_anchored
 from omtsdb.model.samples import F64
+from omtsdb.promql.engine import histcalls
 from omtsdb.promql.engine.block import Block
-from omtsdb.promql.functions.histogram import bucket_quantile
 from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
 from omtsdb.promql.functions.rollups import ROLLUPS
 from omtsdb.promql.parser.ast import Call, Expr, ParenExpr, StringLiteral, VectorSelector
@@ -146,9 +146,11 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         labels = [lb.set(dst, sep.join(lb.get(s) for s in srcs)) for lb in blk.labels]
         return Block(labels, blk.vals, blk.mask).check_unique()
     if name == "histogram_quantile":
-        q = ev.eval_scalar(args[0])
-        blk = ev.eval_block(args[1])
-        return _histogram_quantile(ev, q, blk)
+        return histcalls.histogram_quantile(ev, e)
+    if name == "histogram_quantiles":
+        return histcalls.histogram_quantiles(ev, e)
+    if name == "histogram_fraction":
+        return histcalls.histogram_fraction(ev, e)
     raise ExecutionError(f"function {name}() is not supported")
 
 
@@ -227,40 +229,3 @@ def _expand(template: str, m: object) -> str:
         return named.get(tok) or ""
 
     return re.sub(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+|\$))", sub, template)
-
-
-def _histogram_quantile(ev: Evaluator, q: F64, blk: Block) -> Block:
-    groups: dict[Labels, list[tuple[float, int]]] = {}
-    for i, lb in enumerate(blk.labels):
-        le = lb.get(BUCKET_LABEL)
-        if not le:
-            continue
-        try:
-            from omtsdb.model.exposition.floats import parse_float
-
-            ub = parse_float(le)
-        except ValueError:
-            continue
-        key = lb.without(BUCKET_LABEL, METRIC_NAME)
-        groups.setdefault(key, []).append((ub, i))
-    labels, vals, masks = [], [], []
-    for key, items in groups.items():
-        upper = np.array([u for u, _ in items])
-        rows = [r for _, r in items]
-        out, ok, fixed = bucket_quantile(q, upper, blk.vals[rows], blk.mask[rows])
-        if fixed:
-            msg = (
-                "PromQL info: input to histogram_quantile needed to be fixed for "
-                "monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/"
-                "functions/#histogram_quantile) for metric name "
-                f'"{blk.labels[rows[0]].name}"'
-            )
-            if msg not in ev.ctx.infos:
-                ev.ctx.infos.append(msg)
-        labels.append(key)
-        vals.append(out)
-        masks.append(ok)
-    n = ev.n
-    return Block(
-        labels, np.array(vals).reshape(len(labels), n), np.array(masks).reshape(len(labels), n)
-    ).compact()

@@ -99,6 +99,8 @@ class Context:
         self.samples = 0
         self.warnings: list[str] = []
         self.infos: list[str] = []
+        self.query = ""  # the query text, for annotation positions
+        self.step = 0  # the range query's step (0 for an instant query)
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
