@@ -10,6 +10,7 @@ from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import Labels, is_valid_label_name
 from omtsdb.model.matchers import compile_anchored
 from omtsdb.model.samples import F64
+from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine import histcalls
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
@@ -17,10 +18,12 @@ from omtsdb.promql.functions.rollups import ROLLUPS
 from omtsdb.promql.parser.ast import Call, Expr, ParenExpr, StringLiteral, VectorSelector
 
 if TYPE_CHECKING:
-    from omtsdb.promql.engine.evaluator import Evaluator, Value
+    from omtsdb.promql.engine.evaluator import Context, Evaluator, Value
 
 KEEP_NAME = frozenset({"last_over_time", "first_over_time"})
 COUNTER_FUNCS = frozenset({"rate", "increase", "irate", "resets"})
+# start(), end(), range() and step() (experimental): the query's own parameters, in seconds
+_QUERY_CONTEXT = frozenset({"start", "end", "range", "step"})
 
 
 def _drop(blk: Block) -> Block:
@@ -48,6 +51,12 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         if name == "quantile_over_time":
             q = ev.eval_scalar(args[0])
             blk = ev.rollup(name, args[1], (q,))
+            if len(blk) and bool((np.isnan(q) | (q < 0) | (q > 1)).any()):
+                bad = q[np.isnan(q) | (q < 0) | (q > 1)]
+                anno.invalid_quantile(ev.ctx, float(bad[0]), args[0].pos)
+        elif name == "predict_linear":
+            extra = (ev.eval_scalar(args[1]), ev.times.astype(np.float64))
+            blk = ev.rollup(name, args[0], extra)
         else:
             extra = tuple(ev.eval_scalar(a) for a in args[1:])
             blk = ev.rollup(name, args[0], extra)
@@ -130,6 +139,12 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         return out_t
     if name == "pi":
         return np.full(n, np.pi)
+    if name in _QUERY_CONTEXT:
+        return np.full(n, _query_param(ev.ctx, name) / 1000.0)
+    if name in ("min_of", "max_of"):
+        x, y = ev.eval_scalar(args[0]), ev.eval_scalar(args[1])
+        out_m: F64 = np.minimum(x, y) if name == "min_of" else np.maximum(x, y)
+        return out_m
     if name in ("sort", "sort_desc", "sort_by_label", "sort_by_label_desc"):
         blk = ev.eval_block(args[0])
         return _sorted(blk, name, [_string(a) for a in args[1:]])
@@ -152,6 +167,19 @@ def call_function(ev: Evaluator, e: Call) -> Value:
     if name == "histogram_fraction":
         return histcalls.histogram_fraction(ev, e)
     raise ExecutionError(f"function {name}() is not supported")
+
+
+def _query_param(ctx: Context, name: str) -> int:
+    start: int = ctx.start
+    end: int = ctx.end
+    if name == "start":
+        return start
+    if name == "end":
+        return end
+    if name == "range":
+        return end - start
+    step: int = ctx.step
+    return step
 
 
 def _counter_info(ev: Evaluator, arg: Expr, fn: str) -> None:

@@ -336,15 +336,16 @@ def absent_labels(e: Expr) -> Labels:
         vs = e.vector_selector
     if vs is None:
         return Labels()
+    # as Prometheus: the first equality matcher of a name sets it, any other matcher of that
+    # name (a second equality or a non-equality) removes it
     pairs: dict[str, str] = {}
-    dup: set[str] = set()
+    seen: set[str] = set()
     for m in vs.matchers:
         if m.name == METRIC_NAME:
             continue
-        if m.type is MatchType.EQ:
-            if m.name in pairs:
-                dup.add(m.name)
+        if m.type is MatchType.EQ and m.name not in seen:
             pairs[m.name] = m.value
-    for d in dup:
-        del pairs[d]
+            seen.add(m.name)
+        else:
+            pairs.pop(m.name, None)
     return Labels(pairs)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omtsdb.model.samples import F64, I64
+from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 MAX_CELLS = 4_000_000
@@ -67,8 +68,14 @@ def _quiet() -> warnings.catch_warnings:
 
 
 def _sum(w: Windows) -> F64:
-    m, _ = w.gather(w.vs, 0.0)
-    out: F64 = m.sum(axis=1) if m.shape[1] else np.zeros(w.lo.size)
+    m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.zeros(w.lo.size)
+    with np.errstate(all="ignore"):
+        out: F64 = m.sum(axis=1)
+        need = needs_compensation(m, mask, out)
+        if need.any():
+            out[need] = kahan_sum(m[need], mask[need])
     return out
 
 
@@ -82,15 +89,15 @@ def count_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 
 def avg_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     cnt = w.count
+    m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.full(cnt.size, np.nan), cnt > 0
     with np.errstate(all="ignore"):
-        s = _sum(w)
+        s = m.sum(axis=1)
         out = s / np.maximum(cnt, 1)
-        # Overflow: Prometheus falls back to an incremental mean
-        bad = np.isinf(s) & (cnt > 0)
-        if bad.any():
-            m, _mask = w.gather(w.vs, 0.0)
-            inc = (m / np.maximum(cnt, 1)[:, None]).sum(axis=1)
-            out = np.where(bad, inc, out)
+        need = needs_compensation(m, mask, s)
+        if need.any():
+            out[need] = kahan_mean(m[need], mask[need])
     return out, cnt > 0
 
 
@@ -131,9 +138,13 @@ def present_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 def _variance(w: Windows) -> F64:
     cnt = np.maximum(w.count, 1)[:, None]
     m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.full(w.lo.size, np.nan)
     with np.errstate(all="ignore"):
-        mean = m.sum(axis=1, keepdims=True) / cnt
-        d = np.where(mask, m - mean, 0.0)
+        # shift by the first sample: exact zeros for constant windows, less cancellation
+        d0 = np.where(mask, m - m[:, :1], 0.0)
+        mean = d0.sum(axis=1, keepdims=True) / cnt
+        d = np.where(mask, d0 - mean, 0.0)
         out: F64 = (d * d).sum(axis=1) / cnt[:, 0]
     return out
 
@@ -323,7 +334,9 @@ def deriv(w: Windows, a: tuple[F64, ...]) -> Result:
 
 
 def predict_linear(w: Windows, a: tuple[F64, ...]) -> Result:
-    slope, icpt, ok = _regression(w, w.t)
+    # the intercept is at the evaluation time (a[1], ms), not at an @-shifted window end
+    at = a[1].astype(np.int64) if len(a) > 1 else w.t
+    slope, icpt, ok = _regression(w, at)
     return slope * a[0] + icpt, ok
 
 

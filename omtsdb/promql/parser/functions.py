@@ -128,6 +128,9 @@ FUNCTIONS: dict[str, Function] = dict(
         _f("vector", (S,), V),
         _f("time", (), S),
         _f("pi", (), S),
+        *(_f(n, (), S, experimental=True) for n in ("start", "end", "range", "step")),
+        _f("min_of", (S, S), S, experimental=True),
+        _f("max_of", (S, S), S, experimental=True),
         _f("info", (V, V), variadic=1, experimental=True),
     ]
 )
