@@ -55,8 +55,8 @@ def call_function(ev: Evaluator, e: Call) -> Value:
                 bad = q[np.isnan(q) | (q < 0) | (q > 1)]
                 anno.invalid_quantile(ev.ctx, float(bad[0]), args[0].pos)
         elif name == "predict_linear":
-            extra = (ev.eval_scalar(args[1]), ev.times.astype(np.float64))
-            blk = ev.rollup(name, args[0], extra)
+            at = (ev.eval_scalar(args[1]), ev.times.astype(np.float64))
+            blk = ev.rollup(name, args[0], at)
         else:
             extra = tuple(ev.eval_scalar(a) for a in args[1:])
             blk = ev.rollup(name, args[0], extra)
