@@ -6,15 +6,23 @@ group, and each reduction is one ``ufunc.reduceat`` over the sorted rows for all
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.model.exposition.floats import format_go_f, format_go_g
 from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.samples import F64
+from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import Block
+from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum
+from omtsdb.promql.parser.ast import AggregateExpr
+
+if TYPE_CHECKING:
+    from omtsdb.promql.engine.evaluator import Context
 
 
 def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
@@ -60,25 +68,11 @@ def aggregate(
     v0 = np.where(mask, vals, 0.0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if op == "sum":
+        if op in ("sum", "avg"):
             out = np.add.reduceat(v0, starts, axis=0)
-        elif op == "avg":
-            out = np.add.reduceat(v0, starts, axis=0) / cnt
-            inf = np.isinf(out) & present
-            if inf.any():  # overflow: incremental mean as Prometheus does
-                inc = np.add.reduceat(
-                    np.where(
-                        mask,
-                        vals
-                        / np.maximum(
-                            cnt[np.searchsorted(starts, np.arange(len(g_sorted)), "right") - 1], 1
-                        ),
-                        0.0,
-                    ),
-                    starts,
-                    axis=0,
-                )
-                out = np.where(inf, inc, out)
+            if op == "avg":
+                out = out / cnt
+            out = _compensate(op, out, vals, mask, starts)
         elif op == "count":
             out = cnt
         elif op == "group":
@@ -88,9 +82,12 @@ def aggregate(
             f = np.fmin if op == "min" else np.fmax
             out = f.reduceat(fill, starts, axis=0)
         elif op in ("stddev", "stdvar"):
-            mean = np.add.reduceat(v0, starts, axis=0) / cnt
             row_group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(g_sorted))))
-            d = np.where(mask, vals - mean[row_group], 0.0)
+            # shift by a member of the group: exact zeros for equal values, less cancellation
+            ref = np.fmax.reduceat(np.where(mask, vals, np.nan), starts, axis=0)
+            d0 = np.where(mask, vals - ref[row_group], 0.0)
+            mean = np.add.reduceat(d0, starts, axis=0) / cnt
+            d = np.where(mask, d0 - mean[row_group], 0.0)
             out = np.add.reduceat(d * d, starts, axis=0) / cnt
             if op == "stddev":
                 out = np.sqrt(out)
@@ -105,6 +102,78 @@ def aggregate(
             raise ExecutionError(f"unknown aggregation {op}")
     labels = [glabels[g] for g in g_sorted[starts]]
     return Block(labels, out, present)
+
+
+def _compensate(op: str, out: F64, vals: F64, mask: np.ndarray, starts: np.ndarray) -> F64:
+    """Prometheus sums (and averages) with Kahan compensation, which only matters where terms
+    of both signs cancel or the sum overflows: recompute those (group, step) cells in series
+    order from a padded ``[cells, group size]`` matrix."""
+    pos = np.logical_or.reduceat(mask & (vals > 0), starts, axis=0)
+    neg = np.logical_or.reduceat(mask & (vals < 0), starts, axis=0)
+    need = (pos & neg) | ~np.isfinite(out)
+    if not need.any():
+        return out
+    nrows = vals.shape[0]
+    sizes = np.diff(np.append(starts, nrows))
+    row_group = np.repeat(np.arange(starts.size), sizes)
+    rank = np.arange(nrows) - starts[row_group]
+    groups = np.flatnonzero(need.any(axis=1))
+    sel = np.isin(row_group, groups)
+    gi = np.searchsorted(groups, row_group[sel])
+    width, nsteps = int(sizes[groups].max()), vals.shape[1]
+    pad_v = np.zeros((groups.size, width, nsteps))
+    pad_m = np.zeros((groups.size, width, nsteps), np.bool_)
+    pad_v[gi, rank[sel]] = vals[sel]
+    pad_m[gi, rank[sel]] = mask[sel]
+    # present values first in each cell's row, in series order
+    order = np.argsort(~pad_m, axis=1, kind="stable")
+    pad_v = np.take_along_axis(pad_v, order, axis=1)
+    pad_m = np.take_along_axis(pad_m, order, axis=1)
+    m2 = pad_v.transpose(0, 2, 1).reshape(-1, width)
+    k2 = pad_m.transpose(0, 2, 1).reshape(-1, width)
+    comp = (kahan_sum(m2, k2) if op == "sum" else kahan_mean(m2, k2)).reshape(groups.size, nsteps)
+    res = out.copy()
+    res[groups] = np.where(need[groups], comp, out[groups])
+    return res
+
+
+def check_param(ctx: Context, e: AggregateExpr, param: F64 | str | None) -> bool:
+    """Prometheus's checks of an aggregation parameter over all steps, before any input is
+    looked at: errors for NaN counts, warnings for quantiles/ratios out of range. Returns
+    False when no output is possible (k < 1 or ratio 0 at every step)."""
+    if not isinstance(param, np.ndarray) or e.param is None:
+        return True
+    op, pos = e.op, e.param.pos
+    nan = bool(np.isnan(param).any())
+    fin = param[~np.isnan(param)]
+    hi = float(fin.max()) if fin.size else math.nan
+    lo = float(fin.min()) if fin.size else math.nan
+    if op in ("topk", "bottomk", "limitk"):
+        if hi < 1:
+            return False
+        if nan:
+            raise ExecutionError("Parameter value is NaN")
+        if lo <= -(2.0**63):
+            raise ExecutionError(f"Scalar value {format_go_g(lo)} underflows int64")
+        if hi >= 2.0**63:
+            raise ExecutionError(f"Scalar value {format_go_g(hi)} overflows int64")
+    elif op == "limit_ratio":
+        if hi == 0 and lo == 0:
+            return False
+        if nan:
+            raise ExecutionError("Ratio value is NaN")
+        for v, cap in ((hi, 1.0), (lo, -1.0)):
+            if (v > 1.0) if cap > 0 else (v < -1.0):
+                msg = f"ratio value should be between -1 and 1, got {format_go_g(v)}, capping to "
+                anno.warn(ctx, msg + format_go_g(cap), pos)
+    elif op == "quantile":
+        if nan:
+            anno.invalid_quantile(ctx, math.nan, pos)
+        if hi > 1:
+            anno.invalid_quantile(ctx, hi, pos)
+        if lo < 0:
+            anno.invalid_quantile(ctx, lo, pos)
+    return True
 
 
 def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:

@@ -147,6 +147,9 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         return out_m
     if name in ("sort", "sort_desc", "sort_by_label", "sort_by_label_desc"):
         blk = ev.eval_block(args[0])
+        if ev.n > 1 or ev.ctx.start != ev.ctx.end:
+            msg = "sort is ineffective for range queries since results are always ordered by labels"
+            anno.warn(ev.ctx, msg, e.pos)
         return _sorted(blk, name, [_string(a) for a in args[1:]])
     if name == "label_replace":
         blk = ev.eval_block(args[0])

@@ -12,7 +12,7 @@ from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.matchers import MatchType
 from omtsdb.model.samples import F64, I64, stale_mask
 from omtsdb.promql.engine import binops
-from omtsdb.promql.engine.aggregate import aggregate
+from omtsdb.promql.engine.aggregate import aggregate, check_param
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.calls import call_function
 from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows
@@ -141,7 +141,8 @@ class Evaluator:
             if e.op == "+":
                 return v
             if isinstance(v, Block):
-                return Block([lb.drop_metric_name() for lb in v.labels], -v.vals, v.mask)
+                neg = Block([lb.drop_metric_name() for lb in v.labels], -v.vals, v.mask)
+                return neg.check_unique()
             assert isinstance(v, np.ndarray)
             return -v
         if isinstance(e, VectorSelector):
@@ -308,6 +309,8 @@ class Evaluator:
             if isinstance(p, Block):
                 raise ExecutionError("aggregation parameter must be a scalar")
             param = p if isinstance(p, str) else np.asarray(p)
+        if not check_param(self.ctx, e, param):
+            return Block.empty(self.n)
         return aggregate(e.op, blk, param, e.grouping, e.without).compact()
 
     def binary(self, e: BinaryExpr) -> Value:
