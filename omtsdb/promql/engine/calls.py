@@ -14,6 +14,7 @@ from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine import histcalls
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
+from omtsdb.promql.functions.natsort import natural_key
 from omtsdb.promql.functions.rollups import ROLLUPS
 from omtsdb.promql.parser.ast import Call, Expr, ParenExpr, StringLiteral, VectorSelector
 
@@ -210,7 +211,7 @@ def _sorted(blk: Block, name: str, label_args: list[str]) -> Block:
         out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
         out.sort_order = list(range(len(order)))
         return out
-    keys = [(*(lb.get(n) for n in label_args), lb.sort_key()) for lb in blk.labels]
+    keys = [(*(natural_key(lb.get(n)) for n in label_args), lb.sort_key()) for lb in blk.labels]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=name.endswith("_desc"))
     out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
     out.sort_order = list(range(len(order)))
