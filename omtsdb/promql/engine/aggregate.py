@@ -95,9 +95,8 @@ def aggregate(
             assert isinstance(param, np.ndarray)
             out = np.full((len(starts), n), np.nan)
             ends = np.append(starts[1:], len(g_sorted))
-            for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-                sub = np.where(mask[a:b], vals[a:b], np.nan)
-                out[k] = _quantile_cols(param, sub, mask[a:b])
+            for k, (a, b) in enumerate(zip(starts, ends, strict=True)):  # per group
+                out[k] = _quantile_cols(param, vals[a:b], mask[a:b])
         else:
             raise ExecutionError(f"unknown aggregation {op}")
     labels = [glabels[g] for g in g_sorted[starts]]
@@ -177,30 +176,24 @@ def check_param(ctx: Context, e: AggregateExpr, param: F64 | str | None) -> bool
 
 
 def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
-    """Prometheus's quantile over the present values of each column."""
+    """Prometheus's ``quantile`` over the present values of each column (NaN sorts first,
+    linear interpolation between the closest ranks), all columns at once."""
     n = mask.sum(axis=0)
-    srt = np.sort(np.where(mask, sub, np.inf), axis=0)
-    # NaNs sort last with np.sort; Prometheus sorts NaN first? it uses sort.Float64s (NaN first)
-    out = np.full(sub.shape[1], np.nan)
-    for s in np.flatnonzero(n > 0):
-        col = np.sort(sub[mask[:, s], s])
-        nan = np.isnan(col)
-        col = np.concatenate((col[nan], col[~nan]))
-        qq = q[s]
-        if np.isnan(qq):
-            out[s] = np.nan
-        elif qq < 0:
-            out[s] = -np.inf
-        elif qq > 1:
-            out[s] = np.inf
-        else:
-            rank = qq * (col.size - 1)
-            lo = int(np.floor(rank))
-            hi = min(lo + 1, col.size - 1)
-            w = rank - lo
-            out[s] = col[lo] if w == 0 else col[lo] * (1 - w) + col[hi] * w
-    del srt
-    return out
+    # order per column: present NaNs, present values ascending, absent cells
+    group = np.where(mask, np.where(np.isnan(sub), 0, 1), 2)
+    order = np.lexsort((np.where(mask & ~np.isnan(sub), sub, 0.0), group), axis=0)
+    srt = np.take_along_axis(sub, order, axis=0)
+    cols = np.arange(sub.shape[1])
+    with np.errstate(all="ignore"):
+        rank = np.clip(np.nan_to_num(q), 0.0, 1.0) * np.maximum(n - 1, 0)
+        lo = np.clip(np.floor(rank), 0, np.maximum(n - 1, 0)).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        w = rank - np.floor(rank)
+        a, b = srt[lo, cols], srt[hi, cols]
+        out = np.where(w == 0, a, a * (1 - w) + b * w)
+    out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, out))
+    res: F64 = np.where(np.isnan(q) | (n == 0), np.nan, out)
+    return res
 
 
 def _select_k(op: str, blk: Block, param: F64, grouping: tuple[str, ...], without: bool) -> Block:

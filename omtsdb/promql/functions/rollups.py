@@ -183,15 +183,23 @@ def quantile_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 def mad_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     half = (np.full(w.lo.size, 0.5),)
     med, ok = quantile_over_time(w, half)
-    m, _mask = w.gather(w.vs, np.nan)
-    dev = np.abs(m - med[:, None])
-    w2 = Windows(w.ts, w.vs, w.lo, w.hi, w.t, w.range_ms)
-    srt = np.sort(dev, axis=1)
-    n = w.count
+    m, mask = w.gather(w.vs, np.nan)
     out = np.full(w.lo.size, np.nan)
-    for i in np.flatnonzero(ok):  # median of deviations, per step
-        out[i] = np.quantile(srt[i, : n[i]], 0.5)
-    del w2
+    if not m.shape[1]:
+        return out, ok
+    with np.errstate(all="ignore"):
+        dev = np.abs(m - med[:, None])
+        has_nan = (mask & np.isnan(dev)).any(axis=1)
+        srt = np.sort(np.where(mask, dev, np.inf), axis=1)  # absent cells sort last
+        n = w.count
+        rank = np.maximum(n - 1, 0) * 0.5
+        lo = np.floor(rank).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        frac = rank - lo
+        rows = np.arange(w.lo.size)
+        x, y = srt[rows, lo], srt[rows, hi]
+        out = np.where(frac == 0, x, x + (y - x) * frac)
+    out = np.where(has_nan | ~ok, np.nan, out)
     return out, ok
 
 
@@ -341,23 +349,28 @@ def predict_linear(w: Windows, a: tuple[F64, ...]) -> Result:
 
 
 def double_exponential_smoothing(w: Windows, a: tuple[F64, ...]) -> Result:
+    """Holt's linear smoothing of each window; one vector step per sample position, across
+    all windows at once."""
     sf, tf = a[0], a[1]
+    n = w.count
+    ok = n >= 2
+    m, _mask = w.gather(w.vs, np.nan)
     out = np.full(w.lo.size, np.nan)
-    ok = w.count >= 2
-    for i in np.flatnonzero(ok):
-        s, t = float(sf[i]), float(tf[i])
-        if not (0 < s < 1 and 0 < t < 1):
-            out[i] = np.nan
-            continue
-        vals = w.vs[w.lo[i] : w.hi[i]]
-        s0, s1 = vals[0], vals[0]
-        b = vals[1] - vals[0]
-        for j in range(1, vals.size):
-            if j > 1:
-                b = t * (s1 - s0) + (1 - t) * b
-            s0 = s1
-            s1 = s * vals[j] + (1 - s) * (s0 + b)
-        out[i] = s1
+    if m.shape[1] < 2:
+        return out, ok
+    with np.errstate(all="ignore"):
+        s0 = m[:, 0].copy()
+        s1 = m[:, 0].copy()
+        b = m[:, 1] - m[:, 0]
+        for j in range(1, m.shape[1]):
+            act = j < n
+            nb = tf * (s1 - s0) + (1 - tf) * b if j > 1 else b
+            ns1 = sf * m[:, j] + (1 - sf) * (s1 + nb)
+            b = np.where(act, nb, b)
+            s0 = np.where(act, s1, s0)
+            s1 = np.where(act, ns1, s1)
+    valid = (sf > 0) & (sf < 1) & (tf > 0) & (tf < 1)
+    out = np.where(ok & valid, s1, np.nan)
     return out, ok
 
 
