@@ -18,7 +18,7 @@ from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import Block
-from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum
+from omtsdb.promql.functions.kahan import CANCELLATION, kahan_mean, kahan_sum
 from omtsdb.promql.parser.ast import AggregateExpr
 
 if TYPE_CHECKING:
@@ -69,10 +69,7 @@ def aggregate(
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if op in ("sum", "avg"):
-            out = np.add.reduceat(v0, starts, axis=0)
-            if op == "avg":
-                out = out / cnt
-            out = _compensate(op, out, vals, mask, starts)
+            out = _compensate(op, np.add.reduceat(v0, starts, axis=0), cnt, vals, mask, starts)
         elif op == "count":
             out = cnt
         elif op == "group":
@@ -103,13 +100,15 @@ def aggregate(
     return Block(labels, out, present)
 
 
-def _compensate(op: str, out: F64, vals: F64, mask: np.ndarray, starts: np.ndarray) -> F64:
+def _compensate(
+    op: str, plain: F64, cnt: F64, vals: F64, mask: np.ndarray, starts: np.ndarray
+) -> F64:
     """Prometheus sums (and averages) with Kahan compensation, which only matters where terms
-    of both signs cancel or the sum overflows: recompute those (group, step) cells in series
+    cancel heavily or the sum overflows: recompute those (group, step) cells in series
     order from a padded ``[cells, group size]`` matrix."""
-    pos = np.logical_or.reduceat(mask & (vals > 0), starts, axis=0)
-    neg = np.logical_or.reduceat(mask & (vals < 0), starts, axis=0)
-    need = (pos & neg) | ~np.isfinite(out)
+    out = plain / cnt if op == "avg" else plain
+    mag = np.add.reduceat(np.where(mask, np.abs(vals), 0.0), starts, axis=0)
+    need = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
     if not need.any():
         return out
     nrows = vals.shape[0]
@@ -118,21 +117,28 @@ def _compensate(op: str, out: F64, vals: F64, mask: np.ndarray, starts: np.ndarr
     rank = np.arange(nrows) - starts[row_group]
     groups = np.flatnonzero(need.any(axis=1))
     sel = np.isin(row_group, groups)
-    gi = np.searchsorted(groups, row_group[sel])
-    width, nsteps = int(sizes[groups].max()), vals.shape[1]
-    pad_v = np.zeros((groups.size, width, nsteps))
-    pad_m = np.zeros((groups.size, width, nsteps), np.bool_)
-    pad_v[gi, rank[sel]] = vals[sel]
-    pad_m[gi, rank[sel]] = mask[sel]
-    # present values first in each cell's row, in series order
-    order = np.argsort(~pad_m, axis=1, kind="stable")
-    pad_v = np.take_along_axis(pad_v, order, axis=1)
-    pad_m = np.take_along_axis(pad_m, order, axis=1)
-    m2 = pad_v.transpose(0, 2, 1).reshape(-1, width)
-    k2 = pad_m.transpose(0, 2, 1).reshape(-1, width)
-    comp = (kahan_sum(m2, k2) if op == "sum" else kahan_mean(m2, k2)).reshape(groups.size, nsteps)
+    gi, ri = np.searchsorted(groups, row_group[sel]), rank[sel]
+    width = int(sizes[groups].max())
+    cols_all = np.flatnonzero(need[groups].any(axis=0))
     res = out.copy()
-    res[groups] = np.where(need[groups], comp, out[groups])
+    # bounded padded matrices: [groups, width, chunk of step columns]
+    chunk = max(1, 4_000_000 // max(1, groups.size * width))
+    for a in range(0, cols_all.size, chunk):
+        cols = cols_all[a : a + chunk]
+        pad_v = np.zeros((groups.size, width, cols.size))
+        pad_m = np.zeros((groups.size, width, cols.size), np.bool_)
+        pad_v[gi, ri] = vals[sel][:, cols]
+        pad_m[gi, ri] = mask[sel][:, cols]
+        # present values first in each cell's row, in series order
+        order = np.argsort(~pad_m, axis=1, kind="stable")
+        pad_v = np.take_along_axis(pad_v, order, axis=1)
+        pad_m = np.take_along_axis(pad_m, order, axis=1)
+        m2 = pad_v.transpose(0, 2, 1).reshape(-1, width)
+        k2 = pad_m.transpose(0, 2, 1).reshape(-1, width)
+        comp = kahan_sum(m2, k2) if op == "sum" else kahan_mean(m2, k2)
+        comp = comp.reshape(groups.size, cols.size)
+        sub = res[np.ix_(groups, cols)]
+        res[np.ix_(groups, cols)] = np.where(need[np.ix_(groups, cols)], comp, sub)
     return res
 
 

@@ -84,8 +84,7 @@ def _patterns(h: Hist, blk: Block) -> Iterator[tuple[I64, F64, F64]]:
     cols_all = np.flatnonzero(present.any(axis=0))
     if cols_all.size == 0:
         return
-    pats, inv = np.unique(present[:, cols_all].T, axis=0, return_inverse=True)
-    inv = np.asarray(inv).reshape(-1)
+    pats, inv = _presence_patterns(present[:, cols_all])
     for p, pat in enumerate(pats):
         cols = cols_all[inv == p]
         rows, ub = h.rows[pat], h.ub[pat]
@@ -97,6 +96,19 @@ def _patterns(h: Hist, blk: Block) -> Iterator[tuple[I64, F64, F64]]:
             counts = np.add.reduceat(counts, starts, axis=0)
             ub = ub[starts]
         yield cols, ub, counts
+
+
+def _presence_patterns(present: np.ndarray) -> tuple[np.ndarray, I64]:
+    """Distinct columns of a boolean ``[nb, k]`` matrix and, per column, its pattern index."""
+    nb, k = present.shape
+    if present.all():
+        return np.ones((1, nb), np.bool_), np.zeros(k, np.int64)
+    if nb <= 62:
+        code = (present.astype(np.int64) << np.arange(nb, dtype=np.int64)[:, None]).sum(axis=0)
+        _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+        return present[:, first].T, np.asarray(inv, np.int64).reshape(-1)
+    pats, inv = np.unique(present.T, axis=0, return_inverse=True)
+    return pats, np.asarray(inv, np.int64).reshape(-1)
 
 
 def _strip(e: Expr) -> Expr:
@@ -111,22 +123,42 @@ def _check_quantile(ev: Evaluator, q: F64, arg: Expr) -> None:
         anno.invalid_quantile(ev.ctx, float(q[np.argmax(bad)]), arg.pos)
 
 
+Segment = tuple[int, I64, F64]  # (histogram index, step columns, counts[nb, len(cols)])
+
+
+def _batches(hists: list[Hist], blk: Block) -> Iterator[tuple[F64, list[Segment]]]:
+    """Segments of all histograms grouped by bucket layout, so that histograms sharing their
+    bounds (the usual case) are computed together in one kernel call."""
+    groups: dict[bytes, tuple[F64, list[Segment]]] = {}
+    for j, h in enumerate(hists):
+        for cols, ub, counts in _patterns(h, blk):
+            groups.setdefault(ub.tobytes(), (ub, []))[1].append((j, cols, counts))
+    yield from groups.values()
+
+
 def _quantiles(
     ev: Evaluator, q: F64, blk: Block, hists: list[Hist], forced: dict[str, _Forced]
 ) -> tuple[F64, np.ndarray]:
     n = ev.n
     vals = np.full((len(hists), n), np.nan)
     mask = np.zeros((len(hists), n), np.bool_)
-    for j, h in enumerate(hists):
-        for cols, ub, counts in _patterns(h, blk):
-            mono, fx = ensure_monotonic(ub, counts)
-            qq = q[cols]
-            vals[j, cols] = bucket_quantile(qq, ub, mono)
+    for ub, segs in _batches(hists, blk):
+        cols_all = np.concatenate([cols for _, cols, _ in segs])
+        mono, fx = ensure_monotonic(ub, np.concatenate([c for _, _, c in segs], axis=1))
+        qq = q[cols_all]
+        res = bucket_quantile(qq, ub, mono)
+        # Prometheus checks monotonicity only for a valid quantile and a +Inf bucket
+        hit = fx.forced & ~np.isnan(qq) & (qq >= 0) & (qq <= 1)
+        check = bool(ub.size and np.isposinf(ub[-1]) and hit.any())
+        off = 0
+        for j, cols, _ in segs:
+            sl = slice(off, off + cols.size)
+            off += cols.size
+            vals[j, cols] = res[sl]
             mask[j, cols] = True
-            # Prometheus checks monotonicity only for a valid quantile and a +Inf bucket
-            hit = fx.forced & ~np.isnan(qq) & (qq >= 0) & (qq <= 1)
-            if ub.size and np.isposinf(ub[-1]) and hit.any():
-                _note_forced(forced, h.name, ev.times[cols[hit]], fx, hit)
+            if check and hit[sl].any():
+                sub = Forced(fx.forced[sl], fx.min_bucket[sl], fx.max_bucket[sl], fx.max_diff[sl])
+                _note_forced(forced, hists[j].name, ev.times[cols[hit[sl]]], sub, hit[sl])
     return vals, mask
 
 
@@ -220,8 +252,13 @@ def histogram_fraction(ev: Evaluator, e: Call) -> Block:
     n = ev.n
     vals = np.full((len(hists), n), np.nan)
     mask = np.zeros((len(hists), n), np.bool_)
-    for j, h in enumerate(hists):
-        for cols, ub, counts in _patterns(h, blk):
-            vals[j, cols] = bucket_fraction(lower[cols], upper[cols], ub, counts)
+    for ub, segs in _batches(hists, blk):
+        cols_all = np.concatenate([cols for _, cols, _ in segs])
+        counts = np.concatenate([c for _, _, c in segs], axis=1)
+        res = bucket_fraction(lower[cols_all], upper[cols_all], ub, counts)
+        off = 0
+        for j, cols, _ in segs:
+            vals[j, cols] = res[off : off + cols.size]
             mask[j, cols] = True
+            off += cols.size
     return Block([h.labels for h in hists], vals, mask).compact().check_unique()

@@ -15,6 +15,8 @@ import numpy as np
 from omtsdb.model.samples import F64
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
+# Magnitude-to-result ratio beyond which a plain sum is recomputed with compensation.
+CANCELLATION = 1000.0
 
 
 def neumaier_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
@@ -27,11 +29,12 @@ def neumaier_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
 
 
 def needs_compensation(m: F64, mask: BoolArr, plain: F64) -> BoolArr:
-    """Rows where a compensated sum may differ from ``plain``: mixed signs or a non-finite
-    result."""
-    pos = (mask & (m > 0)).any(axis=1)
-    neg = (mask & (m < 0)).any(axis=1)
-    out: BoolArr = (pos & neg) | ~np.isfinite(plain)
+    """Rows where a compensated sum may differ materially from ``plain``: a non-finite result,
+    or terms that cancel so much (sum of magnitudes over 1000 times the result) that the
+    rounding error of a plain sum could show in the result."""
+    with np.errstate(all="ignore"):
+        mag = np.where(mask, np.abs(m), 0.0).sum(axis=1)
+        out: BoolArr = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
     return out
 
 
