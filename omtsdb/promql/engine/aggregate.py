@@ -18,6 +18,7 @@ from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.selectk import select_k
 from omtsdb.promql.functions.kahan import CANCELLATION, kahan_mean, kahan_sum
 from omtsdb.promql.parser.ast import AggregateExpr
 
@@ -53,7 +54,7 @@ def aggregate(
         return Block.empty(n)
     if op in ("topk", "bottomk", "limitk", "limit_ratio"):
         assert isinstance(param, np.ndarray)
-        return _select_k(op, blk, param, grouping, without)
+        return select_k(op, blk, param, _groups(blk, grouping, without))
     if op == "count_values":
         assert isinstance(param, str)
         return _count_values(blk, param, grouping, without)
@@ -200,118 +201,6 @@ def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
     out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, out))
     res: F64 = np.where(np.isnan(q) | (n == 0), np.nan, out)
     return res
-
-
-def _select_k(op: str, blk: Block, param: F64, grouping: tuple[str, ...], without: bool) -> Block:
-    glabels, gid = _groups(blk, grouping, without)
-    keep = np.zeros_like(blk.mask)
-    n = blk.nsteps
-    for g in range(len(glabels)):
-        rows = np.flatnonzero(gid == g)
-        sub_v = blk.vals[rows]
-        sub_m = blk.mask[rows]
-        for s in range(n):
-            present = np.flatnonzero(sub_m[:, s])
-            if present.size == 0:
-                continue
-            k_f = param[s]
-            if op == "limit_ratio":
-                ratio = k_f
-                if np.isnan(ratio) or ratio == 0:
-                    continue
-                # deterministic sampling by label hash, as Prometheus does
-                sel = [r for r in present if _ratio_keep(blk.labels[rows[r]], ratio)]
-                keep[rows[sel], s] = True
-                continue
-            if np.isnan(k_f):
-                raise ExecutionError("Parameter value is NaN")
-            k = int(min(k_f, 9.2e18))
-            if k < 1:
-                continue
-            if op == "limitk":
-                keep[rows[present[:k]], s] = True
-                continue
-            v = sub_v[present, s]
-            if k >= v.size:
-                keep[rows[present], s] = True
-                continue
-            nan = np.isnan(v)
-            key = np.where(nan, -np.inf if op == "topk" else np.inf, v)
-            idx = np.lexsort((nan, -key if op == "topk" else key))
-            kth, nxt = idx[k - 1], idx[k]
-            if nan.any() or v[kth] == v[nxt]:
-                # a tie (or NaN) at the boundary: which series wins depends on the order of
-                # Prometheus's heap, so replay it
-                chosen = go_heap_select(v.tolist(), k, op == "topk")
-                keep[rows[present[chosen]], s] = True
-            else:
-                keep[rows[present[idx[:k]]], s] = True
-    out = Block(list(blk.labels), blk.vals, blk.mask & keep)
-    if n == 1 and op in ("topk", "bottomk"):
-        # an instant topk lists the largest first (bottomk the smallest), as Prometheus does
-        out = out.compact()
-        v = out.vals[:, 0]
-        nan = np.isnan(v)
-        key = np.where(nan, 0.0, v)
-        order = np.lexsort((-key if op == "topk" else key, nan)).tolist()
-        out = Block([out.labels[i] for i in order], out.vals[order], out.mask[order])
-        out.sort_order = order
-    return out
-
-
-def go_heap_select(vals: list[float], k: int, top: bool) -> list[int]:
-    """Indexes kept by Prometheus's topk/bottomk heap (Go container/heap) over ``vals``."""
-    import math
-
-    def less(a: float, b: float) -> bool:
-        if math.isnan(a):
-            return True
-        return a < b if top else a > b
-
-    h: list[int] = []
-
-    def up(j: int) -> None:
-        while True:
-            i = (j - 1) // 2
-            if j <= 0 or not less(vals[h[j]], vals[h[i]]):
-                break
-            h[i], h[j] = h[j], h[i]
-            j = i
-
-    def down(i: int) -> None:
-        n = len(h)
-        while True:
-            j1 = 2 * i + 1
-            if j1 >= n:
-                break
-            j = j1
-            j2 = j1 + 1
-            if j2 < n and less(vals[h[j2]], vals[h[j1]]):
-                j = j2
-            if not less(vals[h[j]], vals[h[i]]):
-                break
-            h[i], h[j] = h[j], h[i]
-            i = j
-
-    for idx, v in enumerate(vals):
-        if len(h) < k:
-            h.append(idx)
-            up(len(h) - 1)
-            continue
-        m = vals[h[0]]
-        better = (m < v) if top else (m > v)
-        if better or (math.isnan(m) and not math.isnan(v)):
-            h[0] = idx
-            if k > 1:
-                down(0)
-    return h
-
-
-def _ratio_keep(lb: Labels, ratio: float) -> bool:
-    import zlib
-
-    h = zlib.crc32(str(lb).encode()) / 2**32
-    return h < ratio if ratio > 0 else h >= 1 + ratio
 
 
 def _count_values(blk: Block, label: str, grouping: tuple[str, ...], without: bool) -> Block:
