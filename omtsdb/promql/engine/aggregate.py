@@ -206,16 +206,30 @@ def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
 def _count_values(blk: Block, label: str, grouping: tuple[str, ...], without: bool) -> Block:
     if not is_valid_label_name(label):
         raise ExecutionError(f"invalid label name {label!r}")
-    out: dict[Labels, np.ndarray] = {}
     n = blk.nsteps
-    for i, lb in enumerate(blk.labels):
-        g = group_labels(lb, grouping, without)
-        for s in np.flatnonzero(blk.mask[i]):
-            key = g.set(label, format_go_f(float(blk.vals[i, s])))
-            arr = out.get(key)
-            if arr is None:
-                arr = out[key] = np.zeros(n)
-            arr[s] += 1
+    glabels, gid = _groups(blk, grouping, without)
+    r, c = np.nonzero(blk.mask)
+    if r.size == 0:
+        return Block.empty(n)
+    # format each distinct value once; distinct bit patterns may share a text (NaN payloads)
+    bits, vinv = np.unique(blk.vals[r, c].view(np.int64), return_inverse=True)
+    text_id: dict[str, int] = {}
+    tmap = np.array(
+        [text_id.setdefault(format_go_f(float(x)), len(text_id)) for x in bits.view(np.float64)]
+    )
+    nt = len(text_id)
+    key = gid[r] * nt + tmap[np.asarray(vinv).reshape(-1)]
+    ukey, kinv = np.unique(key, return_inverse=True)
+    counts = np.zeros((ukey.size, n))
+    np.add.at(counts, (np.asarray(kinv).reshape(-1), c), 1.0)
+    texts = list(text_id)
+    out: dict[Labels, np.ndarray] = {}
+    for row, k in enumerate(ukey.tolist()):  # per output series
+        lb = glabels[k // nt].set(label, texts[k % nt])
+        if lb in out:
+            out[lb] = out[lb] + counts[row]
+        else:
+            out[lb] = counts[row]
     labels = list(out)
-    vals = np.array([out[k] for k in labels]).reshape(len(labels), n)
+    vals = np.array([out[lb] for lb in labels]).reshape(len(labels), n)
     return Block(labels, vals, vals > 0)
