@@ -84,6 +84,7 @@ class Engine:
         t0 = time.perf_counter()
         expr = resolve_durations(self._parse(query), 0, 0)
         ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
+        ctx.query = query if isinstance(query, str) else ""
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
         v = ev.eval(expr)
         if isinstance(v, Block):
@@ -132,6 +133,8 @@ class Engine:
             )
         times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms)
+        ctx.query = query if isinstance(query, str) else ""
+        ctx.step = step_ms
         v = Evaluator(ctx, times).eval(expr)
         if isinstance(v, Block):
             v = v.apply_drop()

@@ -6,15 +6,24 @@ group, and each reduction is one ``ufunc.reduceat`` over the sorted rows for all
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.model.exposition.floats import format_go_f, format_go_g
 from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.samples import F64
+from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.selectk import select_k
+from omtsdb.promql.functions.kahan import CANCELLATION, kahan_mean, kahan_sum
+from omtsdb.promql.parser.ast import AggregateExpr
+
+if TYPE_CHECKING:
+    from omtsdb.promql.engine.evaluator import Context
 
 
 def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
@@ -45,7 +54,7 @@ def aggregate(
         return Block.empty(n)
     if op in ("topk", "bottomk", "limitk", "limit_ratio"):
         assert isinstance(param, np.ndarray)
-        return _select_k(op, blk, param, grouping, without)
+        return select_k(op, blk, param, _groups(blk, grouping, without))
     if op == "count_values":
         assert isinstance(param, str)
         return _count_values(blk, param, grouping, without)
@@ -60,25 +69,8 @@ def aggregate(
     v0 = np.where(mask, vals, 0.0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if op == "sum":
-            out = np.add.reduceat(v0, starts, axis=0)
-        elif op == "avg":
-            out = np.add.reduceat(v0, starts, axis=0) / cnt
-            inf = np.isinf(out) & present
-            if inf.any():  # overflow: incremental mean as Prometheus does
-                inc = np.add.reduceat(
-                    np.where(
-                        mask,
-                        vals
-                        / np.maximum(
-                            cnt[np.searchsorted(starts, np.arange(len(g_sorted)), "right") - 1], 1
-                        ),
-                        0.0,
-                    ),
-                    starts,
-                    axis=0,
-                )
-                out = np.where(inf, inc, out)
+        if op in ("sum", "avg"):
+            out = _compensate(op, np.add.reduceat(v0, starts, axis=0), cnt, vals, mask, starts)
         elif op == "count":
             out = cnt
         elif op == "group":
@@ -88,9 +80,12 @@ def aggregate(
             f = np.fmin if op == "min" else np.fmax
             out = f.reduceat(fill, starts, axis=0)
         elif op in ("stddev", "stdvar"):
-            mean = np.add.reduceat(v0, starts, axis=0) / cnt
             row_group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(g_sorted))))
-            d = np.where(mask, vals - mean[row_group], 0.0)
+            # shift by a member of the group: exact zeros for equal values, less cancellation
+            ref = np.fmax.reduceat(np.where(mask, vals, np.nan), starts, axis=0)
+            d0 = np.where(mask, vals - ref[row_group], 0.0)
+            mean = np.add.reduceat(d0, starts, axis=0) / cnt
+            d = np.where(mask, d0 - mean[row_group], 0.0)
             out = np.add.reduceat(d * d, starts, axis=0) / cnt
             if op == "stddev":
                 out = np.sqrt(out)
@@ -98,167 +93,143 @@ def aggregate(
             assert isinstance(param, np.ndarray)
             out = np.full((len(starts), n), np.nan)
             ends = np.append(starts[1:], len(g_sorted))
-            for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-                sub = np.where(mask[a:b], vals[a:b], np.nan)
-                out[k] = _quantile_cols(param, sub, mask[a:b])
+            for k, (a, b) in enumerate(zip(starts, ends, strict=True)):  # per group
+                out[k] = _quantile_cols(param, vals[a:b], mask[a:b])
         else:
             raise ExecutionError(f"unknown aggregation {op}")
     labels = [glabels[g] for g in g_sorted[starts]]
     return Block(labels, out, present)
 
 
+def _compensate(
+    op: str, plain: F64, cnt: F64, vals: F64, mask: np.ndarray, starts: np.ndarray
+) -> F64:
+    """Prometheus sums (and averages) with Kahan compensation, which only matters where terms
+    cancel heavily or the sum overflows: recompute those (group, step) cells in series
+    order from a padded ``[cells, group size]`` matrix."""
+    out = plain / cnt if op == "avg" else plain
+    mag = np.add.reduceat(np.where(mask, np.abs(vals), 0.0), starts, axis=0)
+    need = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
+    if not need.any():
+        return out
+    nrows = vals.shape[0]
+    sizes = np.diff(np.append(starts, nrows))
+    row_group = np.repeat(np.arange(starts.size), sizes)
+    rank = np.arange(nrows) - starts[row_group]
+    groups = np.flatnonzero(need.any(axis=1))
+    sel = np.isin(row_group, groups)
+    gi, ri = np.searchsorted(groups, row_group[sel]), rank[sel]
+    width = int(sizes[groups].max())
+    cols_all = np.flatnonzero(need[groups].any(axis=0))
+    res = out.copy()
+    # bounded padded matrices: [groups, width, chunk of step columns]
+    chunk = max(1, 4_000_000 // max(1, groups.size * width))
+    for a in range(0, cols_all.size, chunk):
+        cols = cols_all[a : a + chunk]
+        pad_v = np.zeros((groups.size, width, cols.size))
+        pad_m = np.zeros((groups.size, width, cols.size), np.bool_)
+        pad_v[gi, ri] = vals[sel][:, cols]
+        pad_m[gi, ri] = mask[sel][:, cols]
+        # present values first in each cell's row, in series order
+        order = np.argsort(~pad_m, axis=1, kind="stable")
+        pad_v = np.take_along_axis(pad_v, order, axis=1)
+        pad_m = np.take_along_axis(pad_m, order, axis=1)
+        m2 = pad_v.transpose(0, 2, 1).reshape(-1, width)
+        k2 = pad_m.transpose(0, 2, 1).reshape(-1, width)
+        comp = kahan_sum(m2, k2) if op == "sum" else kahan_mean(m2, k2)
+        comp = comp.reshape(groups.size, cols.size)
+        sub = res[np.ix_(groups, cols)]
+        res[np.ix_(groups, cols)] = np.where(need[np.ix_(groups, cols)], comp, sub)
+    return res
+
+
+def check_param(ctx: Context, e: AggregateExpr, param: F64 | str | None) -> bool:
+    """Prometheus's checks of an aggregation parameter over all steps, before any input is
+    looked at: errors for NaN counts, warnings for quantiles/ratios out of range. Returns
+    False when no output is possible (k < 1 or ratio 0 at every step)."""
+    if not isinstance(param, np.ndarray) or e.param is None:
+        return True
+    op, pos = e.op, e.param.pos
+    nan = bool(np.isnan(param).any())
+    fin = param[~np.isnan(param)]
+    hi = float(fin.max()) if fin.size else math.nan
+    lo = float(fin.min()) if fin.size else math.nan
+    if op in ("topk", "bottomk", "limitk"):
+        if hi < 1:
+            return False
+        if nan:
+            raise ExecutionError("Parameter value is NaN")
+        if lo <= -(2.0**63):
+            raise ExecutionError(f"Scalar value {format_go_g(lo)} underflows int64")
+        if hi >= 2.0**63:
+            raise ExecutionError(f"Scalar value {format_go_g(hi)} overflows int64")
+    elif op == "limit_ratio":
+        if hi == 0 and lo == 0:
+            return False
+        if nan:
+            raise ExecutionError("Ratio value is NaN")
+        for v, cap in ((hi, 1.0), (lo, -1.0)):
+            if (v > 1.0) if cap > 0 else (v < -1.0):
+                msg = f"ratio value should be between -1 and 1, got {format_go_g(v)}, capping to "
+                anno.warn(ctx, msg + format_go_g(cap), pos)
+    elif op == "quantile":
+        if nan:
+            anno.invalid_quantile(ctx, math.nan, pos)
+        if hi > 1:
+            anno.invalid_quantile(ctx, hi, pos)
+        if lo < 0:
+            anno.invalid_quantile(ctx, lo, pos)
+    return True
+
+
 def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
-    """Prometheus's quantile over the present values of each column."""
+    """Prometheus's ``quantile`` over the present values of each column (NaN sorts first,
+    linear interpolation between the closest ranks), all columns at once."""
     n = mask.sum(axis=0)
-    srt = np.sort(np.where(mask, sub, np.inf), axis=0)
-    # NaNs sort last with np.sort; Prometheus sorts NaN first? it uses sort.Float64s (NaN first)
-    out = np.full(sub.shape[1], np.nan)
-    for s in np.flatnonzero(n > 0):
-        col = np.sort(sub[mask[:, s], s])
-        nan = np.isnan(col)
-        col = np.concatenate((col[nan], col[~nan]))
-        qq = q[s]
-        if np.isnan(qq):
-            out[s] = np.nan
-        elif qq < 0:
-            out[s] = -np.inf
-        elif qq > 1:
-            out[s] = np.inf
-        else:
-            rank = qq * (col.size - 1)
-            lo = int(np.floor(rank))
-            hi = min(lo + 1, col.size - 1)
-            w = rank - lo
-            out[s] = col[lo] if w == 0 else col[lo] * (1 - w) + col[hi] * w
-    del srt
-    return out
-
-
-def _select_k(op: str, blk: Block, param: F64, grouping: tuple[str, ...], without: bool) -> Block:
-    glabels, gid = _groups(blk, grouping, without)
-    keep = np.zeros_like(blk.mask)
-    n = blk.nsteps
-    for g in range(len(glabels)):
-        rows = np.flatnonzero(gid == g)
-        sub_v = blk.vals[rows]
-        sub_m = blk.mask[rows]
-        for s in range(n):
-            present = np.flatnonzero(sub_m[:, s])
-            if present.size == 0:
-                continue
-            k_f = param[s]
-            if op == "limit_ratio":
-                ratio = k_f
-                if np.isnan(ratio) or ratio == 0:
-                    continue
-                # deterministic sampling by label hash, as Prometheus does
-                sel = [r for r in present if _ratio_keep(blk.labels[rows[r]], ratio)]
-                keep[rows[sel], s] = True
-                continue
-            if np.isnan(k_f):
-                raise ExecutionError("Parameter value is NaN")
-            k = int(min(k_f, 9.2e18))
-            if k < 1:
-                continue
-            if op == "limitk":
-                keep[rows[present[:k]], s] = True
-                continue
-            v = sub_v[present, s]
-            if k >= v.size:
-                keep[rows[present], s] = True
-                continue
-            nan = np.isnan(v)
-            key = np.where(nan, -np.inf if op == "topk" else np.inf, v)
-            idx = np.lexsort((nan, -key if op == "topk" else key))
-            kth, nxt = idx[k - 1], idx[k]
-            if nan.any() or v[kth] == v[nxt]:
-                # a tie (or NaN) at the boundary: which series wins depends on the order of
-                # Prometheus's heap, so replay it
-                chosen = go_heap_select(v.tolist(), k, op == "topk")
-                keep[rows[present[chosen]], s] = True
-            else:
-                keep[rows[present[idx[:k]]], s] = True
-    out = Block(list(blk.labels), blk.vals, blk.mask & keep)
-    if n == 1 and op in ("topk", "bottomk"):
-        # an instant topk lists the largest first (bottomk the smallest), as Prometheus does
-        out = out.compact()
-        v = out.vals[:, 0]
-        nan = np.isnan(v)
-        key = np.where(nan, 0.0, v)
-        order = np.lexsort((-key if op == "topk" else key, nan)).tolist()
-        out = Block([out.labels[i] for i in order], out.vals[order], out.mask[order])
-        out.sort_order = order
-    return out
-
-
-def go_heap_select(vals: list[float], k: int, top: bool) -> list[int]:
-    """Indexes kept by Prometheus's topk/bottomk heap (Go container/heap) over ``vals``."""
-    import math
-
-    def less(a: float, b: float) -> bool:
-        if math.isnan(a):
-            return True
-        return a < b if top else a > b
-
-    h: list[int] = []
-
-    def up(j: int) -> None:
-        while True:
-            i = (j - 1) // 2
-            if j <= 0 or not less(vals[h[j]], vals[h[i]]):
-                break
-            h[i], h[j] = h[j], h[i]
-            j = i
-
-    def down(i: int) -> None:
-        n = len(h)
-        while True:
-            j1 = 2 * i + 1
-            if j1 >= n:
-                break
-            j = j1
-            j2 = j1 + 1
-            if j2 < n and less(vals[h[j2]], vals[h[j1]]):
-                j = j2
-            if not less(vals[h[j]], vals[h[i]]):
-                break
-            h[i], h[j] = h[j], h[i]
-            i = j
-
-    for idx, v in enumerate(vals):
-        if len(h) < k:
-            h.append(idx)
-            up(len(h) - 1)
-            continue
-        m = vals[h[0]]
-        better = (m < v) if top else (m > v)
-        if better or (math.isnan(m) and not math.isnan(v)):
-            h[0] = idx
-            if k > 1:
-                down(0)
-    return h
-
-
-def _ratio_keep(lb: Labels, ratio: float) -> bool:
-    import zlib
-
-    h = zlib.crc32(str(lb).encode()) / 2**32
-    return h < ratio if ratio > 0 else h >= 1 + ratio
+    # order per column: present NaNs, present values ascending, absent cells
+    group = np.where(mask, np.where(np.isnan(sub), 0, 1), 2)
+    order = np.lexsort((np.where(mask & ~np.isnan(sub), sub, 0.0), group), axis=0)
+    srt = np.take_along_axis(sub, order, axis=0)
+    cols = np.arange(sub.shape[1])
+    with np.errstate(all="ignore"):
+        rank = np.clip(np.nan_to_num(q), 0.0, 1.0) * np.maximum(n - 1, 0)
+        lo = np.clip(np.floor(rank), 0, np.maximum(n - 1, 0)).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        w = rank - np.floor(rank)
+        a, b = srt[lo, cols], srt[hi, cols]
+        out = np.where(w == 0, a, a * (1 - w) + b * w)
+    out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, out))
+    res: F64 = np.where(np.isnan(q) | (n == 0), np.nan, out)
+    return res
 
 
 def _count_values(blk: Block, label: str, grouping: tuple[str, ...], without: bool) -> Block:
     if not is_valid_label_name(label):
         raise ExecutionError(f"invalid label name {label!r}")
-    out: dict[Labels, np.ndarray] = {}
     n = blk.nsteps
-    for i, lb in enumerate(blk.labels):
-        g = group_labels(lb, grouping, without)
-        for s in np.flatnonzero(blk.mask[i]):
-            key = g.set(label, format_go_f(float(blk.vals[i, s])))
-            arr = out.get(key)
-            if arr is None:
-                arr = out[key] = np.zeros(n)
-            arr[s] += 1
+    glabels, gid = _groups(blk, grouping, without)
+    r, c = np.nonzero(blk.mask)
+    if r.size == 0:
+        return Block.empty(n)
+    # format each distinct value once; distinct bit patterns may share a text (NaN payloads)
+    bits, vinv = np.unique(blk.vals[r, c].view(np.int64), return_inverse=True)
+    text_id: dict[str, int] = {}
+    tmap = np.array(
+        [text_id.setdefault(format_go_f(float(x)), len(text_id)) for x in bits.view(np.float64)]
+    )
+    nt = len(text_id)
+    key = gid[r] * nt + tmap[np.asarray(vinv).reshape(-1)]
+    ukey, kinv = np.unique(key, return_inverse=True)
+    counts = np.zeros((ukey.size, n))
+    np.add.at(counts, (np.asarray(kinv).reshape(-1), c), 1.0)
+    texts = list(text_id)
+    out: dict[Labels, np.ndarray] = {}
+    for row, k in enumerate(ukey.tolist()):  # per output series
+        lb = glabels[k // nt].set(label, texts[k % nt])
+        if lb in out:
+            out[lb] = out[lb] + counts[row]
+        else:
+            out[lb] = counts[row]
     labels = list(out)
-    vals = np.array([out[k] for k in labels]).reshape(len(labels), n)
+    vals = np.array([out[lb] for lb in labels]).reshape(len(labels), n)
     return Block(labels, vals, vals > 0)

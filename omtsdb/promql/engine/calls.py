@@ -7,20 +7,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.labels import BUCKET_LABEL, METRIC_NAME, Labels, is_valid_label_name
+from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from omtsdb.model.matchers import compile_anchored
 from omtsdb.model.samples import F64
+from omtsdb.promql.engine import annotate as anno
+from omtsdb.promql.engine import histcalls
 from omtsdb.promql.engine.block import Block, BoolArr
-from omtsdb.promql.functions.histogram import bucket_quantile
 from omtsdb.promql.functions.instant import ELEMENTWISE, clamp, round_to
+from omtsdb.promql.functions.natsort import natural_key
 from omtsdb.promql.functions.rollups import ROLLUPS
 from omtsdb.promql.parser.ast import Call, Expr, ParenExpr, StringLiteral, VectorSelector
 
 if TYPE_CHECKING:
-    from omtsdb.promql.engine.evaluator import Evaluator, Value
+    from omtsdb.promql.engine.evaluator import Context, Evaluator, Value
 
 KEEP_NAME = frozenset({"last_over_time", "first_over_time"})
 COUNTER_FUNCS = frozenset({"rate", "increase", "irate", "resets"})
+# start(), end(), range() and step() (experimental): the query's own parameters, in seconds
+_QUERY_CONTEXT = frozenset({"start", "end", "range", "step"})
 
 
 def _drop(blk: Block) -> Block:
@@ -49,6 +53,12 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         if name == "quantile_over_time":
             q = ev.eval_scalar(args[0])
             blk = ev.rollup(name, args[1], (q,))
+            if len(blk) and bool((np.isnan(q) | (q < 0) | (q > 1)).any()):
+                bad = q[np.isnan(q) | (q < 0) | (q > 1)]
+                anno.invalid_quantile(ev.ctx, float(bad[0]), args[0].pos)
+        elif name == "predict_linear":
+            at = (ev.eval_scalar(args[1]), ev.times.astype(np.float64))
+            blk = ev.rollup(name, args[0], at)
         else:
             extra = tuple(ev.eval_scalar(a) for a in args[1:])
             blk = ev.rollup(name, args[0], extra)
@@ -131,8 +141,17 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         return out_t
     if name == "pi":
         return np.full(n, np.pi)
+    if name in _QUERY_CONTEXT:
+        return np.full(n, _query_param(ev.ctx, name) / 1000.0)
+    if name in ("min_of", "max_of"):
+        x, y = ev.eval_scalar(args[0]), ev.eval_scalar(args[1])
+        out_m: F64 = np.minimum(x, y) if name == "min_of" else np.maximum(x, y)
+        return out_m
     if name in ("sort", "sort_desc", "sort_by_label", "sort_by_label_desc"):
         blk = ev.eval_block(args[0])
+        if ev.n > 1 or ev.ctx.start != ev.ctx.end:
+            msg = "sort is ineffective for range queries since results are always ordered by labels"
+            anno.warn(ev.ctx, msg, e.pos)
         return _sorted(blk, name, [_string(a) for a in args[1:]])
     if name == "label_replace":
         blk = ev.eval_block(args[0])
@@ -151,10 +170,25 @@ def call_function(ev: Evaluator, e: Call) -> Value:
 
         return eval_info(ev, e)
     if name == "histogram_quantile":
-        q = ev.eval_scalar(args[0])
-        blk = ev.eval_block(args[1])
-        return _histogram_quantile(ev, q, blk)
+        return histcalls.histogram_quantile(ev, e)
+    if name == "histogram_quantiles":
+        return histcalls.histogram_quantiles(ev, e)
+    if name == "histogram_fraction":
+        return histcalls.histogram_fraction(ev, e)
     raise ExecutionError(f"function {name}() is not supported")
+
+
+def _query_param(ctx: Context, name: str) -> int:
+    start: int = ctx.start
+    end: int = ctx.end
+    if name == "start":
+        return start
+    if name == "end":
+        return end
+    if name == "range":
+        return end - start
+    step: int = ctx.step
+    return step
 
 
 def _counter_info(ev: Evaluator, arg: Expr, fn: str) -> None:
@@ -183,7 +217,7 @@ def _sorted(blk: Block, name: str, label_args: list[str]) -> Block:
         out.drop = blk.drop[order] if blk.drop is not None else None
         out.sort_order = list(range(len(order)))
         return out
-    keys = [(*(lb.get(n) for n in label_args), lb.sort_key()) for lb in blk.labels]
+    keys = [(*(natural_key(lb.get(n)) for n in label_args), lb.sort_key()) for lb in blk.labels]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=name.endswith("_desc"))
     out = Block([blk.labels[i] for i in order], blk.vals[order], blk.mask[order])
     out.drop = blk.drop[order] if blk.drop is not None else None
@@ -242,40 +276,3 @@ def _expand(template: str, m: object) -> str:
         return named.get(tok) or ""
 
     return re.sub(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+|\$))", sub, template)
-
-
-def _histogram_quantile(ev: Evaluator, q: F64, blk: Block) -> Block:
-    groups: dict[Labels, list[tuple[float, int]]] = {}
-    for i, lb in enumerate(blk.labels):
-        le = lb.get(BUCKET_LABEL)
-        if not le:
-            continue
-        try:
-            from omtsdb.model.exposition.floats import parse_float
-
-            ub = parse_float(le)
-        except ValueError:
-            continue
-        key = lb.without(BUCKET_LABEL, METRIC_NAME)
-        groups.setdefault(key, []).append((ub, i))
-    labels, vals, masks = [], [], []
-    for key, items in groups.items():
-        upper = np.array([u for u, _ in items])
-        rows = [r for _, r in items]
-        out, ok, fixed = bucket_quantile(q, upper, blk.vals[rows], blk.mask[rows])
-        if fixed:
-            msg = (
-                "PromQL info: input to histogram_quantile needed to be fixed for "
-                "monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/"
-                "functions/#histogram_quantile) for metric name "
-                f'"{blk.labels[rows[0]].name}"'
-            )
-            if msg not in ev.ctx.infos:
-                ev.ctx.infos.append(msg)
-        labels.append(key)
-        vals.append(out)
-        masks.append(ok)
-    n = ev.n
-    return Block(
-        labels, np.array(vals).reshape(len(labels), n), np.array(masks).reshape(len(labels), n)
-    ).compact()

@@ -12,7 +12,7 @@ from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.matchers import MatchType
 from omtsdb.model.samples import F64, I64, stale_mask
 from omtsdb.promql.engine import binops
-from omtsdb.promql.engine.aggregate import aggregate
+from omtsdb.promql.engine.aggregate import aggregate, check_param
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.calls import call_function
 from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows
@@ -103,6 +103,8 @@ class Context:
         self.samples = 0
         self.warnings: list[str] = []
         self.infos: list[str] = []
+        self.query = ""  # the query text, for annotation positions
+        self.step = 0  # the range query's step (0 for an instant query)
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -317,6 +319,8 @@ class Evaluator:
             if isinstance(p, Block):
                 raise ExecutionError("aggregation parameter must be a scalar")
             param = p if isinstance(p, str) else np.asarray(p)
+        if not check_param(self.ctx, e, param):
+            return Block.empty(self.n)
         out = aggregate(e.op, blk, param, e.grouping, e.without).compact()
         if blk.drop is not None and blk.drop.any() and len(out):
             out = _aggregated_drop(e, blk, out)
@@ -381,15 +385,16 @@ def absent_labels(e: Expr) -> Labels:
         vs = e.vector_selector
     if vs is None:
         return Labels()
+    # as Prometheus: the first equality matcher of a name sets it, any other matcher of that
+    # name (a second equality or a non-equality) removes it
     pairs: dict[str, str] = {}
-    dup: set[str] = set()
+    seen: set[str] = set()
     for m in vs.matchers:
         if m.name == METRIC_NAME:
             continue
-        if m.type is MatchType.EQ:
-            if m.name in pairs:
-                dup.add(m.name)
+        if m.type is MatchType.EQ and m.name not in seen:
             pairs[m.name] = m.value
-    for d in dup:
-        del pairs[d]
+            seen.add(m.name)
+        else:
+            pairs.pop(m.name, None)
     return Labels(pairs)

@@ -1,6 +1,13 @@
-"""Classic-histogram quantiles over ``le`` buckets, vectorised across steps."""
+"""Classic-histogram kernels over ``le`` buckets, vectorised across steps.
+
+Every kernel takes the upper bounds ``ub[nb]`` (sorted ascending, distinct) and the cumulative
+counts ``c[nb, k]`` of one histogram at ``k`` steps; the caller groups series into histograms
+and coalesces buckets with equal bounds (see ``engine.histcalls``).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -8,103 +15,122 @@ from omtsdb.model.samples import F64
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 SMALL_DELTA_TOLERANCE = 1e-12
+MIN_NORMAL = 2.2250738585072014e-308
+MAX_FLOAT = 1.7976931348623157e308
 
 
-def _quantile_cols(q: F64, ub: F64, c: F64) -> F64:
-    """Prometheus's bucketQuantile for monotonic cumulative counts ``c[nb, k]``."""
-    nb, k = c.shape
-    out = np.full(k, np.nan)
-    if nb < 2 or not np.isinf(ub[-1]) or ub[-1] < 0:
-        return out
-    total = c[-1]
+def almost_equal(a: F64, b: F64, eps: float) -> BoolArr:
+    """Prometheus's ``almost.Equal`` element-wise (NaN equals NaN)."""
     with np.errstate(all="ignore"):
-        rank = q * total
-        b = (c[:-1] < rank[None, :]).sum(axis=0)
-        cols = np.arange(k)
-        prev_c = np.where(b > 0, c[np.maximum(b - 1, 0), cols], 0.0)
-        start = np.where(b > 0, ub[np.maximum(b - 1, 0)], 0.0)
-        end = ub[np.minimum(b, nb - 1)]
-        cnt = c[np.minimum(b, nb - 1), cols] - prev_c
-        interp = start + (end - start) * ((rank - prev_c) / cnt)
-        interp = np.where(cnt == 0, start, interp)
-    res = np.where(b == nb - 1, ub[nb - 2], interp)
-    res = np.where((b == 0) & (ub[0] <= 0), ub[0], res)
-    res = np.where((total == 0) | np.isnan(total), np.nan, res)
-    res = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, res))
-    res = np.where(np.isnan(q), np.nan, res)
-    out[:] = res
+        abs_sum = np.abs(a) + np.abs(b)
+        diff = np.abs(a - b)
+        tiny = (a == 0) | (b == 0) | (abs_sum < MIN_NORMAL)
+        rel = np.where(tiny, diff < eps * MIN_NORMAL, diff / np.minimum(abs_sum, MAX_FLOAT) < eps)
+    out: BoolArr = (np.isnan(a) & np.isnan(b)) | (a == b) | rel
     return out
 
 
-def bucket_quantile(q: F64, upper: F64, counts: F64, present: BoolArr) -> tuple[F64, BoolArr, bool]:
-    """Quantile ``q[step]`` of buckets ``upper[nb]`` with cumulative ``counts[nb, step]``
-    (``present`` marks buckets with a sample at a step). Returns values, where a value exists,
-    and whether counts had to be forced monotonic (Prometheus's info annotation)."""
-    order = np.argsort(upper, kind="stable")
-    upper, counts, present = upper[order], counts[order], present[order]
-    ns = counts.shape[1]
-    out = np.full(ns, np.nan)
-    ok: BoolArr = np.asarray(present.any(axis=0), dtype=np.bool_)
-    fixed = False
-    full = present.all(axis=0)
-    uniq_bounds = upper.size < 2 or bool(np.all(upper[1:] != upper[:-1]))
-    if uniq_bounds and full.any():
-        # the common case, vectorised over steps: every bucket present, distinct bounds
-        cols = np.flatnonzero(full)
-        c = counts[:, cols]
-        mono = np.maximum.accumulate(c, axis=0)
-        dip = mono - c
-        tol = SMALL_DELTA_TOLERANCE * np.maximum(np.abs(mono), 1.0)
-        if bool((dip > tol).any()):
-            fixed = True
-        out[cols] = _quantile_cols(q[cols], upper, mono)
-    rest = np.flatnonzero(ok & ~(full if uniq_bounds else np.zeros(ns, np.bool_)))
-    for s in rest:
-        m = present[:, s]
-        ub = upper[m]
-        c = counts[m, s].copy()
-        qq = q[s]
-        if np.isnan(qq):
-            out[s] = np.nan
-            continue
-        if qq < 0:
-            out[s] = -np.inf
-            continue
-        if qq > 1:
-            out[s] = np.inf
-            continue
-        if ub.size == 0 or not np.isinf(ub[-1]) or ub[-1] < 0:
-            out[s] = np.nan
-            continue
-        # merge duplicate bounds (Prometheus coalesces buckets with the same le)
-        if ub.size > 1 and np.any(ub[1:] == ub[:-1]):
-            uniq, inv = np.unique(ub, return_inverse=True)
-            c = np.bincount(inv, weights=c).astype(np.float64)
-            ub = uniq
-        # ensure monotonicity, ignoring tiny floating point dips
-        for i in range(1, c.size):
-            if c[i] < c[i - 1]:
-                if c[i - 1] - c[i] > SMALL_DELTA_TOLERANCE * max(abs(c[i - 1]), 1.0):
-                    fixed = True
-                c[i] = c[i - 1]
-        if ub.size < 2:
-            out[s] = np.nan
-            continue
-        total = c[-1]
-        if total == 0 or np.isnan(total):
-            out[s] = np.nan
-            continue
-        rank = qq * total
-        b = int(np.searchsorted(c[:-1], rank, "left"))
-        if b == ub.size - 1:
-            out[s] = ub[-2]
-            continue
-        if b == 0 and ub[0] <= 0:
-            out[s] = ub[0]
-            continue
-        start = 0.0 if b == 0 else ub[b - 1]
-        end = ub[b]
-        count = c[b] - (c[b - 1] if b > 0 else 0.0)
-        rank -= c[b - 1] if b > 0 else 0.0
-        out[s] = start + (end - start) * (rank / count) if count else start
-    return out, ok, fixed
+@dataclass(slots=True)
+class Forced:
+    """Where monotonicity had to be forced, per step: flag, lowest/highest bucket bound
+    touched and the largest decrease removed."""
+
+    forced: BoolArr
+    min_bucket: F64
+    max_bucket: F64
+    max_diff: F64
+
+
+def ensure_monotonic(ub: F64, c: F64) -> tuple[F64, Forced]:
+    """Remove decreases between successive buckets and ignore numerically insignificant
+    differences (relative delta below 1e-12) in either direction, like Prometheus's
+    ``ensureMonotonicAndIgnoreSmallDeltas``. One vector step per bucket, over all steps."""
+    nb, k = c.shape
+    out = c.copy()
+    forced = np.zeros(k, np.bool_)
+    min_b = np.full(k, np.inf)
+    max_b = np.full(k, -np.inf)
+    max_diff = np.zeros(k)
+    if nb == 0:
+        return out, Forced(forced, min_b, max_b, max_diff)
+    prev = out[0].copy()
+    for i in range(1, nb):
+        cur = out[i]
+        same = cur == prev
+        small = ~same & almost_equal(prev, cur, SMALL_DELTA_TOLERANCE)
+        down = ~same & ~small & (cur < prev)
+        keep_prev = small | down
+        if down.any():
+            forced |= down
+            min_b = np.where(down, np.minimum(min_b, ub[i]), min_b)
+            max_b = np.where(down, np.maximum(max_b, ub[i]), max_b)
+            with np.errstate(invalid="ignore"):
+                max_diff = np.where(down, np.fmax(max_diff, prev - cur), max_diff)
+        out[i] = np.where(keep_prev, prev, cur)
+        prev = np.where(keep_prev | same, prev, cur)
+    return out, Forced(forced, min_b, max_b, max_diff)
+
+
+def bucket_quantile(q: F64, ub: F64, c: F64) -> F64:
+    """``histogram_quantile`` of monotonic cumulative counts ``c[nb, k]`` at quantiles
+    ``q[k]``; the highest bound must be +Inf (else NaN)."""
+    nb, k = c.shape
+    with np.errstate(all="ignore"):
+        if nb < 2 or not np.isposinf(ub[-1]):
+            res = np.full(k, np.nan)
+        else:
+            total = c[-1]
+            rank = q * total
+            # sort.Search semantics on a monotonic array: the first bucket with count >= rank
+            ge = c[:-1] >= rank[None, :]
+            b = np.where(ge.any(axis=0), np.argmax(ge, axis=0), nb - 1)
+            cols = np.arange(k)
+            has_prev = b > 0
+            prev_c = np.where(has_prev, c[np.maximum(b - 1, 0), cols], 0.0)
+            start = np.where(has_prev, ub[np.maximum(b - 1, 0)], 0.0)
+            end = ub[np.minimum(b, nb - 1)]
+            cnt = c[np.minimum(b, nb - 1), cols] - prev_c
+            res = start + (end - start) * ((rank - prev_c) / cnt)
+            res = np.where(b == nb - 1, ub[nb - 2], res)
+            res = np.where((b == 0) & (ub[0] <= 0), ub[0], res)
+            res = np.where(total == 0, np.nan, res)
+    res = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, res))
+    out: F64 = np.where(np.isnan(q), np.nan, res)
+    return out
+
+
+def bucket_fraction(lower: F64, upper: F64, ub: F64, c: F64) -> F64:
+    """``histogram_fraction`` of cumulative counts ``c[nb, k]`` between ``lower[k]`` and
+    ``upper[k]``, interpolating linearly inside buckets (Prometheus's ``BucketFraction``; no
+    monotonicity fix)."""
+    nb, k = c.shape
+    if nb == 0 or not np.isposinf(ub[-1]):
+        return np.full(k, np.nan)
+    count = c[-1]
+    lb = np.empty(nb)
+    lb[0] = 0.0 if ub[0] > 0 else -np.inf
+    lb[1:] = ub[:-1]
+    rank = np.zeros_like(c)  # cumulative count below each bucket
+    rank[1:] = c[:-1]
+    with np.errstate(all="ignore"):
+
+        def at(x: F64) -> tuple[F64, BoolArr]:
+            lbx = lb[:, None]
+            on_edge = lbx >= x[None, :]
+            inside = (lbx < x[None, :]) & (x[None, :] < ub[:, None])
+            hit = on_edge | inside
+            i = np.argmax(hit, axis=0)
+            cols = np.arange(k)
+            r, cc, lo, hi = rank[i, cols], c[i, cols], lb[i], ub[i]
+            interp = np.where(np.isneginf(lo), cc, r + (cc - r) * (x - lo) / (hi - lo))
+            val = np.where(on_edge[i, cols], r, interp)
+            found: BoolArr = np.asarray(hit.any(axis=0))
+            out_v: F64 = np.where(~found | (val > count), count, val)
+            return out_v, found
+
+        lo_rank, _ = at(lower)
+        hi_rank, _ = at(upper)
+        res = (hi_rank - lo_rank) / count
+    res = np.where(lower >= upper, 0.0, res)
+    out: F64 = np.where((count == 0) | np.isnan(lower) | np.isnan(upper), np.nan, res)
+    return out

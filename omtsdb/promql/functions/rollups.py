@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omtsdb.model.samples import F64, I64
+from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 MAX_CELLS = 4_000_000
@@ -67,8 +68,14 @@ def _quiet() -> warnings.catch_warnings:
 
 
 def _sum(w: Windows) -> F64:
-    m, _ = w.gather(w.vs, 0.0)
-    out: F64 = m.sum(axis=1) if m.shape[1] else np.zeros(w.lo.size)
+    m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.zeros(w.lo.size)
+    with np.errstate(all="ignore"):
+        out: F64 = m.sum(axis=1)
+        need = needs_compensation(m, mask, out)
+        if need.any():
+            out[need] = kahan_sum(m[need], mask[need])
     return out
 
 
@@ -82,15 +89,15 @@ def count_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 
 def avg_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     cnt = w.count
+    m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.full(cnt.size, np.nan), cnt > 0
     with np.errstate(all="ignore"):
-        s = _sum(w)
+        s = m.sum(axis=1)
         out = s / np.maximum(cnt, 1)
-        # Overflow: Prometheus falls back to an incremental mean
-        bad = np.isinf(s) & (cnt > 0)
-        if bad.any():
-            m, _mask = w.gather(w.vs, 0.0)
-            inc = (m / np.maximum(cnt, 1)[:, None]).sum(axis=1)
-            out = np.where(bad, inc, out)
+        need = needs_compensation(m, mask, s)
+        if need.any():
+            out[need] = kahan_mean(m[need], mask[need])
     return out, cnt > 0
 
 
@@ -131,9 +138,13 @@ def present_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 def _variance(w: Windows) -> F64:
     cnt = np.maximum(w.count, 1)[:, None]
     m, mask = w.gather(w.vs, 0.0)
+    if not m.shape[1]:
+        return np.full(w.lo.size, np.nan)
     with np.errstate(all="ignore"):
-        mean = m.sum(axis=1, keepdims=True) / cnt
-        d = np.where(mask, m - mean, 0.0)
+        # shift by the first sample: exact zeros for constant windows, less cancellation
+        d0 = np.where(mask, m - m[:, :1], 0.0)
+        mean = d0.sum(axis=1, keepdims=True) / cnt
+        d = np.where(mask, d0 - mean, 0.0)
         out: F64 = (d * d).sum(axis=1) / cnt[:, 0]
     return out
 
@@ -172,15 +183,23 @@ def quantile_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 def mad_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     half = (np.full(w.lo.size, 0.5),)
     med, ok = quantile_over_time(w, half)
-    m, _mask = w.gather(w.vs, np.nan)
-    dev = np.abs(m - med[:, None])
-    w2 = Windows(w.ts, w.vs, w.lo, w.hi, w.t, w.range_ms)
-    srt = np.sort(dev, axis=1)
-    n = w.count
+    m, mask = w.gather(w.vs, np.nan)
     out = np.full(w.lo.size, np.nan)
-    for i in np.flatnonzero(ok):  # median of deviations, per step
-        out[i] = np.quantile(srt[i, : n[i]], 0.5)
-    del w2
+    if not m.shape[1]:
+        return out, ok
+    with np.errstate(all="ignore"):
+        dev = np.abs(m - med[:, None])
+        has_nan = (mask & np.isnan(dev)).any(axis=1)
+        srt = np.sort(np.where(mask, dev, np.inf), axis=1)  # absent cells sort last
+        n = w.count
+        rank = np.maximum(n - 1, 0) * 0.5
+        lo = np.floor(rank).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        frac = rank - lo
+        rows = np.arange(w.lo.size)
+        x, y = srt[rows, lo], srt[rows, hi]
+        out = np.where(frac == 0, x, x + (y - x) * frac)
+    out = np.where(has_nan | ~ok, np.nan, out)
     return out, ok
 
 
@@ -323,28 +342,35 @@ def deriv(w: Windows, a: tuple[F64, ...]) -> Result:
 
 
 def predict_linear(w: Windows, a: tuple[F64, ...]) -> Result:
-    slope, icpt, ok = _regression(w, w.t)
+    # the intercept is at the evaluation time (a[1], ms), not at an @-shifted window end
+    at = a[1].astype(np.int64) if len(a) > 1 else w.t
+    slope, icpt, ok = _regression(w, at)
     return slope * a[0] + icpt, ok
 
 
 def double_exponential_smoothing(w: Windows, a: tuple[F64, ...]) -> Result:
+    """Holt's linear smoothing of each window; one vector step per sample position, across
+    all windows at once."""
     sf, tf = a[0], a[1]
+    n = w.count
+    ok = n >= 2
+    m, _mask = w.gather(w.vs, np.nan)
     out = np.full(w.lo.size, np.nan)
-    ok = w.count >= 2
-    for i in np.flatnonzero(ok):
-        s, t = float(sf[i]), float(tf[i])
-        if not (0 < s < 1 and 0 < t < 1):
-            out[i] = np.nan
-            continue
-        vals = w.vs[w.lo[i] : w.hi[i]]
-        s0, s1 = vals[0], vals[0]
-        b = vals[1] - vals[0]
-        for j in range(1, vals.size):
-            if j > 1:
-                b = t * (s1 - s0) + (1 - t) * b
-            s0 = s1
-            s1 = s * vals[j] + (1 - s) * (s0 + b)
-        out[i] = s1
+    if m.shape[1] < 2:
+        return out, ok
+    with np.errstate(all="ignore"):
+        s0 = m[:, 0].copy()
+        s1 = m[:, 0].copy()
+        b = m[:, 1] - m[:, 0]
+        for j in range(1, m.shape[1]):
+            act = j < n
+            nb = tf * (s1 - s0) + (1 - tf) * b if j > 1 else b
+            ns1 = sf * m[:, j] + (1 - sf) * (s1 + nb)
+            b = np.where(act, nb, b)
+            s0 = np.where(act, s1, s0)
+            s1 = np.where(act, ns1, s1)
+    valid = (sf > 0) & (sf < 1) & (tf > 0) & (tf < 1)
+    out = np.where(ok & valid, s1, np.nan)
     return out, ok
 
 

@@ -14,7 +14,8 @@ class Function:
     name: str
     arg_types: tuple[ValueType, ...]
     return_type: ValueType
-    # 0: exactly arg_types; n > 0: the last n args are optional; -1: the last repeats freely.
+    # Prometheus's Variadic: 0: exactly arg_types; otherwise the last arg is optional and
+    # n > 0 more may follow it (at most len(arg_types) - 1 + n in all); -1: no upper limit.
     variadic: int = 0
     experimental: bool = False
 
@@ -114,6 +115,7 @@ FUNCTIONS: dict[str, Function] = dict(
         _f("round", (V, S), variadic=1),
         _f("histogram_quantile", (S, V)),
         _f("histogram_fraction", (S, S, V)),
+        _f("histogram_quantiles", (V, STR, S, S), variadic=9, experimental=True),
         _f("label_replace", (V, STR, STR, STR, STR)),
         _f("label_join", (V, STR, STR, STR), variadic=-1),
         _f("predict_linear", (M, S)),
@@ -126,6 +128,9 @@ FUNCTIONS: dict[str, Function] = dict(
         _f("vector", (S,), V),
         _f("time", (), S),
         _f("pi", (), S),
+        *(_f(n, (), S, experimental=True) for n in ("start", "end", "range", "step")),
+        _f("min_of", (S, S), S, experimental=True),
+        _f("max_of", (S, S), S, experimental=True),
         _f("info", (V, V), variadic=1, experimental=True),
     ]
 )

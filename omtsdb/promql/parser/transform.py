@@ -425,16 +425,14 @@ class ToAST(Transformer[Token, Expr]):
         n, want = len(args), len(fn.arg_types)
         if fn.variadic == 0 and n != want:
             _fail(f'expected {want} argument(s) in call to "{name}", got {n}', pos)
-        if fn.variadic > 0 and not (want - fn.variadic <= n <= want):
+        if fn.variadic != 0 and n < want - 1:
+            _fail(f'expected at least {want - 1} argument(s) in call to "{name}", got {n}', pos)
+        if fn.variadic > 0 and n > want - 1 + fn.variadic:
             _fail(
-                f'expected at most {want} argument(s) in call to "{name}", got {n}'
-                if n > want
-                else f"expected at least {want - fn.variadic} argument(s) in call to "
-                f'"{name}", got {n}',
+                f'expected at most {want - 1 + fn.variadic} argument(s) in call to "{name}", '
+                f"got {n}",
                 pos,
             )
-        if fn.variadic < 0 and n < want:
-            _fail(f'expected at least {want} argument(s) in call to "{name}", got {n}', pos)
         if name == "info" and len(args) > 1:
             sel = args[1]
             braced = isinstance(sel, VectorSelector) and self.text[

@@ -1,0 +1,105 @@
+"""Kernels behind classic histograms, compensated sums, natural sort and annotations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from omtsdb.promql.engine.annotate import position
+from omtsdb.promql.engine.histcalls import openmetrics_float
+from omtsdb.promql.functions.histogram import bucket_fraction, bucket_quantile, ensure_monotonic
+from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
+from omtsdb.promql.functions.natsort import natural_key
+from omtsdb.promql.parser.ast import PosRange
+
+INF = math.inf
+
+
+def _col(*counts: float) -> np.ndarray:
+    return np.array(counts, np.float64)[:, None]
+
+
+def test_bucket_quantile_interpolates_and_special_cases() -> None:
+    ub = np.array([0.0, 2, 4, 6, INF])
+    c = _col(0, 10, 20, 30, 30)
+    got = bucket_quantile(np.array([1 / 6]), ub, c)
+    assert got[0] == 1.0
+    assert bucket_quantile(np.array([-0.5]), ub, c)[0] == -INF
+    assert bucket_quantile(np.array([2.0]), ub, c)[0] == INF
+    assert math.isnan(bucket_quantile(np.array([math.nan]), ub, c)[0])
+    # no +Inf bucket, or no observations: NaN
+    assert math.isnan(bucket_quantile(np.array([0.5]), ub[:-1], c[:-1])[0])
+    assert math.isnan(bucket_quantile(np.array([0.5]), ub, _col(0, 0, 0, 0, 0))[0])
+    # rank in the +Inf bucket: the second highest bound
+    assert bucket_quantile(np.array([0.99]), np.array([1.0, INF]), _col(1, 10))[0] == 1.0
+    # several steps at once
+    many = bucket_quantile(np.array([0.5, 1.0]), ub, np.hstack([c, c]))
+    assert many.tolist() == [3.0, 6.0]
+
+
+def test_ensure_monotonic_forces_and_ignores_tiny_deltas() -> None:
+    ub = np.array([1.0, 2, 4, INF])
+    fixed, fx = ensure_monotonic(ub, _col(5, 3, 9, 8))
+    assert fixed[:, 0].tolist() == [5, 5, 9, 9]
+    assert bool(fx.forced[0])
+    assert (fx.min_bucket[0], fx.max_bucket[0], fx.max_diff[0]) == (2.0, INF, 2.0)
+    tiny, fx2 = ensure_monotonic(ub, _col(1.0, 1.0 + 1e-14, 1.0 - 1e-14, 2.0))
+    assert tiny[:, 0].tolist() == [1.0, 1.0, 1.0, 2.0]
+    assert not bool(fx2.forced[0])
+
+
+def test_bucket_fraction() -> None:
+    ub = np.array([0.0, 2, 4, 6, INF])
+    c = _col(0, 10, 20, 30, 30)
+    one = np.array([0.0]), np.array([4.0])
+    assert abs(bucket_fraction(*one, ub, c)[0] - 2 / 3) < 1e-15
+    assert abs(bucket_fraction(np.array([0.0]), np.array([3.5]), ub, c)[0] - 0.5833333333) < 1e-9
+    assert bucket_fraction(np.array([4.0]), np.array([1.0]), ub, c)[0] == 0.0
+    assert bucket_fraction(np.array([-INF]), np.array([INF]), ub, c)[0] == 1.0
+    assert math.isnan(bucket_fraction(np.array([math.nan]), np.array([1.0]), ub, c)[0])
+    # a first bucket with a bound <= 0 has -Inf as its lower end: no interpolation inside it
+    neg = np.array([-1.0, 1, INF])
+    assert bucket_fraction(np.array([-2.0]), np.array([0.0]), neg, _col(2, 4, 4))[0] == 0.25
+
+
+def test_kahan_sum_and_mean_keep_small_terms() -> None:
+    m = np.array([[1.0, 1e100, 1.0, -1e100]])
+    mask = np.ones_like(m, np.bool_)
+    assert kahan_sum(m, mask)[0] == 2.0
+    assert kahan_mean(m, mask)[0] == 0.5
+    assert bool(needs_compensation(m, mask, m.sum(axis=1))[0])
+    pos = np.array([[1.0, 2.0]])
+    assert not bool(needs_compensation(pos, np.ones_like(pos, np.bool_), pos.sum(axis=1))[0])
+    # overflow switches to an incremental mean instead of returning Inf
+    big = np.array([[1e308, 1e308, 1e308, 0.0]])
+    bmask = np.array([[True, True, True, False]])
+    assert abs(kahan_mean(big, bmask)[0] - 1e308) / 1e308 < 1e-12
+
+
+def test_natural_order() -> None:
+    vals = ["1.111.3", "1.2.3", "1.11.3", "4m600", "4m1000", "4m5", "10", "2", "011"]
+    assert sorted(vals, key=natural_key) == [
+        "1.2.3",
+        "1.11.3",
+        "1.111.3",
+        "2",
+        "4m5",
+        "4m600",
+        "4m1000",
+        "10",
+        "011",
+    ]
+
+
+def test_annotation_position_and_quantile_label() -> None:
+    assert position("a +\n  b", PosRange(6, 7)) == "2:3"
+    assert position("histogram_quantile(0.8, x)", PosRange(24, 25)) == "1:25"
+    assert [openmetrics_float(v) for v in (0.0, 1.0, 0.25, -0.1, math.nan, 1e6)] == [
+        "0.0",
+        "1.0",
+        "0.25",
+        "-0.1",
+        "NaN",
+        "1e+06",
+    ]
