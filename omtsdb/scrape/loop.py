@@ -104,6 +104,7 @@ class ScrapeLoop:
         self.executor = executor
         self.metadata = metadata
         self.now_ms = now_ms
+        self._known: dict[str, Labels] = {}  # series text -> parsed labels
         self._cache: dict[Labels, Labels | None] = {}  # scraped series -> stored (None: dropped)
         self.previous: set[Labels] = set()  # series written (no explicit ts) by the last scrape
         self._task: asyncio.Task[None] | None = None
@@ -253,7 +254,9 @@ class ScrapeLoop:
     def _samples(
         self, body: bytes, fmt: Format | None, start_ms: int, res: ScrapeResult
     ) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray, set[Labels]]:
-        e = parse(body, fmt)
+        if len(self._known) > 200_000:
+            self._known.clear()
+        e = parse(body, fmt, known_series=self._known)
         res.scraped = len(e)
         if self.metadata is not None:
             for fam, md in e.metadata.items():

@@ -206,8 +206,9 @@ class _Builder:
     tokens in bulk (C loops) and falls back to per-token parsing only to report an error or
     for the rare token float() does not take (hex, NaN payloads)."""
 
-    def __init__(self, fmt: Format) -> None:
+    def __init__(self, fmt: Format, known: dict[str, Labels] | None = None) -> None:
         self.fmt: Format = fmt
+        self.known = known  # series text -> labels, kept by the caller across parses
         self.cache: dict[str, int] = {}
         self.series: list[Labels] = []
         self.idx: list[int] = []
@@ -222,9 +223,14 @@ class _Builder:
         got = self.cache.get(key)
         if got is not None:
             return got
-        lb, end = parse_series(key)
-        if end != len(key):
-            raise _Err(end, "unexpected text after the label set")
+        known = self.known
+        lb = known.get(key) if known is not None else None
+        if lb is None:
+            lb, end = parse_series(key)
+            if end != len(key):
+                raise _Err(end, "unexpected text after the label set")
+            if known is not None:
+                known[key] = lb
         k = self.cache[key] = len(self.series)
         self.series.append(lb)
         return k
@@ -233,7 +239,9 @@ class _Builder:
         """Fast path: ``series value timestamp`` split from the right; anything unusual goes
         through the careful path."""
         parts = line.rsplit(" ", 2)
-        if len(parts) == 3 and parts[1] and parts[2]:
+        if len(parts) == 2:  # no timestamp: ``series value``
+            parts.append("")
+        if len(parts) == 3 and parts[1] and (parts[2] or " " not in parts[0]):
             k = self.cache.get(parts[0])
             if k is None:
                 try:
@@ -396,16 +404,24 @@ def _slices(data: str | bytes) -> Iterator[tuple[str | bytes, int]]:
         pos = end + 1
 
 
-def parse(data: str | bytes, fmt: Format | None = None, *, content_type: str = "") -> Exposition:
+def parse(
+    data: str | bytes,
+    fmt: Format | None = None,
+    *,
+    content_type: str = "",
+    known_series: dict[str, Labels] | None = None,
+) -> Exposition:
     """Parse a whole exposition. Raises ParseError naming the line and column (1-based) of the
-    first problem; nothing is returned for malformed input."""
+    first problem; nothing is returned for malformed input. ``known_series`` (series text ->
+    labels) lets a caller that parses similar texts again and again, like a scrape loop, skip
+    the label parser for series it has seen; new series are added to it."""
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
     tail = data[-64:]
     if isinstance(tail, bytes):
         tail = tail.decode("utf-8", "replace")
     fmt = fmt or detect_format(tail, content_type)
-    b = _Builder(fmt)
+    b = _Builder(fmt, known_series)
     idx_parts: list[npt.NDArray[np.int64]] = []
     ts_parts: list[I64] = []
     vs_parts: list[F64] = []
@@ -459,6 +475,14 @@ def _parse_lines(b: _Builder, lines: list[str], first: int) -> int:
                         idx_add(k)
                         v_add(parts[1])
                         t_add(parts[2])
+                        l_add(lineno)
+                        continue
+                elif len(parts) == 2:
+                    k = cache_get(parts[0])
+                    if k is not None and parts[1]:
+                        idx_add(k)
+                        v_add(parts[1])
+                        t_add("")
                         l_add(lineno)
                         continue
                 sample(line, lineno)
