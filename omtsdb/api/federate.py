@@ -52,6 +52,7 @@ class FederateState:
     runtime: Runtime
     lookback_ms: int
     run: Callable[[Callable[[], Any]], Awaitable[Any]]  # work off the event loop
+    clock: Callable[[], float] = time.time  # seconds
 
 
 FEDERATE: web.AppKey[FederateState] = web.AppKey("omtsdb_federate", FederateState)
@@ -180,7 +181,7 @@ async def federate(req: web.Request) -> web.StreamResponse:
     except OmtsdbError as e:
         return _text_error(400, str(e))
     neg = negotiate(req.headers.get("Accept", ""))
-    now = int(time.time() * 1000)
+    now = int(st.clock() * 1000)
     mint, maxt = now - st.lookback_ms, now
     external = st.runtime.external_labels
 
