@@ -18,6 +18,7 @@ from aiohttp import web
 
 from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.lifecycle import Lifecycle, register_lifecycle_routes
+from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
 from omtsdb.config import Config, load_config
 from omtsdb.promql.engine import Engine
 from omtsdb.remote.metadata import MetadataStore
@@ -86,11 +87,10 @@ class Server:
 
     def _apply_to_app(self, cfg: Config) -> None:
         if self.app is not None:
-            from omtsdb.api.app import STATE
-
-            st = self.app[STATE]
-            st.opts.config_yaml = cfg.source
-            st.opts.external_labels = cfg.global_.external_labels
+            self.app[RUNTIME].update(
+                external_labels=cfg.global_.external_labels,
+                config_yaml=cfg.source if cfg.source.strip() else DEFAULT_CONFIG_YAML,
+            )
 
     async def reload(self) -> None:
         """Re-read the configuration file; an invalid one raises and changes nothing."""

@@ -17,11 +17,22 @@ from aiohttp import web
 
 from omtsdb import __version__
 from omtsdb.api.envelope import error_body, query_success, success
+from omtsdb.api.exemplars import query_exemplars
+from omtsdb.api.federate import FederateState, register_federate
+from omtsdb.api.instrument import (
+    method_not_allowed_or_404,
+    metrics_mw,
+    register_metrics,
+    run_query,
+)
 from omtsdb.api.lifecycle import LIFECYCLE
 from omtsdb.api.params import MAX_TIME_MS, MIN_TIME_MS, parse_duration_param, parse_time
+from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME, Runtime
+from omtsdb.api.status import register_status_routes
 from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.labels import Labels
 from omtsdb.model.selector import parse_selector
+from omtsdb.obs.metrics import ENGINE_QUERIES_MAX
 from omtsdb.promql.engine import Engine
 from omtsdb.promql.parser import format_expr, parse
 from omtsdb.remote import RemoteOptions, register_remote_routes
@@ -41,6 +52,9 @@ class APIOptions:
     metadata_store: MetadataStore | None = None
     # route registrars called before the catch-all routes (scrape API, lifecycle, ...)
     extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
+    # initial values; a config reload changes them through ``app[RUNTIME].update(...)``
+    external_labels: Labels = field(default_factory=Labels)
+    config_yaml: str = DEFAULT_CONFIG_YAML
 
 
 @dataclass
@@ -91,6 +105,11 @@ async def _run(st: State, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(st.pool, fn)
 
 
+async def _run_query(st: State, fn: Callable[[], Any]) -> Any:
+    loop = asyncio.get_running_loop()
+    return await run_query(st.limiter, lambda f: loop.run_in_executor(st.pool, f), fn)
+
+
 def _timeout_ms(params: dict[str, Any]) -> None:
     t = _one(params, "timeout")
     if t is not None:
@@ -118,7 +137,7 @@ async def query(req: web.Request) -> web.Response:
     lb = _lookback(p)
     stats = _one(p, "stats") is not None
     try:
-        res = await _run(
+        res = await _run_query(
             st,
             lambda: st.engine.instant_query(
                 st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb
@@ -154,7 +173,7 @@ async def query_range(req: web.Request) -> web.Response:
     q = _one(p, "query") or ""
     stats = _one(p, "stats") is not None
     try:
-        res = await _run(
+        res = await _run_query(
             st,
             lambda: st.engine.range_query(
                 st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
@@ -364,25 +383,16 @@ def _rfc3339(t: float, frac: bool = True) -> str:
     return f"{base}.{int(t * 1e9) % 1_000_000_000:09d}Z" if frac else base + "Z"
 
 
-async def empty_list(req: web.Request) -> web.Response:
-    return _json(success([]))
-
-
-async def empty_dict(req: web.Request) -> web.Response:
-    return _json(success({}))
-
-
-async def not_found(req: web.Request) -> web.Response:
-    return web.Response(text="404 page not found\n", status=404)
-
-
 def create_app(
     queryable: Queryable, engine: Engine, opts: APIOptions | None = None
 ) -> web.Application:
     opts = opts or APIOptions()
-    app = web.Application(middlewares=[errors_mw], client_max_size=32 * 2**20)  # type: ignore[list-item]
+    app = web.Application(middlewares=[metrics_mw, errors_mw], client_max_size=32 * 2**20)  # type: ignore[list-item]
     pool = ThreadPoolExecutor(max_workers=max(1, opts.max_concurrency), thread_name_prefix="query")
-    app[STATE] = State(queryable, engine, opts, pool, asyncio.Semaphore(opts.max_concurrency))
+    st = State(queryable, engine, opts, pool, asyncio.Semaphore(opts.max_concurrency))
+    app[STATE] = st
+    app[RUNTIME] = Runtime(opts.external_labels, opts.config_yaml)
+    ENGINE_QUERIES_MAX.set(opts.max_concurrency)
 
     async def _close(app: web.Application) -> None:
         app[STATE].pool.shutdown(wait=False, cancel_futures=True)
@@ -395,7 +405,7 @@ def create_app(
         ("/api/v1/format_query", format_query),
         ("/api/v1/labels", labels),
         ("/api/v1/series", series),
-        ("/api/v1/query_exemplars", empty_list),
+        ("/api/v1/query_exemplars", query_exemplars),
     ):
         r.add_get(path, h)
         r.add_post(path, h)
@@ -403,6 +413,17 @@ def create_app(
     r.add_get("/api/v1/status/buildinfo", buildinfo)
     r.add_get("/api/v1/status/flags", flags)
     r.add_get("/api/v1/status/runtimeinfo", runtimeinfo)
+    register_status_routes(app, queryable)
+    register_federate(
+        app,
+        FederateState(
+            queryable,
+            app[RUNTIME],
+            engine.opts.lookback_delta_ms,
+            lambda fn: _run(st, fn),
+        ),
+    )
+    register_metrics(app, queryable)
     register_remote_routes(
         app,
         queryable,
@@ -413,5 +434,5 @@ def create_app(
         add_routes(app)
     r.add_route("*", "/-/healthy", healthy)
     r.add_route("*", "/-/ready", ready)
-    r.add_route("*", "/api/v1/{tail:.*}", not_found)
+    r.add_route("*", "/api/v1/{tail:.*}", method_not_allowed_or_404)
     return app

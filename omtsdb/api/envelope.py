@@ -1,6 +1,7 @@
 """The Prometheus response envelope and value encoding, and the one error -> status map.
 
-Values are strings as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` writes them; timestamps are
+Values are strings as Prometheus writes them: Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` for
+scalars, the same with an exponent for tiny or huge vector and matrix samples; timestamps are
 JSON numbers in seconds with millisecond precision, written without a trailing ``.0``.
 """
 
@@ -12,7 +13,7 @@ import numpy as np
 import orjson
 
 from omtsdb.errors import OmtsdbError
-from omtsdb.model.exposition.floats import format_go_f, format_go_f_many
+from omtsdb.model.exposition.floats import format_go_f, format_json_sample, format_json_samples
 from omtsdb.model.samples import I64
 from omtsdb.promql.value import Matrix, QueryStats, Result, Scalar, String, Vector
 from omtsdb.storage.interface import SeriesData
@@ -56,7 +57,7 @@ def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
             assert isinstance(s, SeriesData)
             pts = ",".join(
                 f'[{t},"{v}"]'
-                for t, v in zip(ts_json_many(s.ts), format_go_f_many(s.vs.tolist()), strict=True)
+                for t, v in zip(ts_json_many(s.ts), format_json_samples(s.vs.tolist()), strict=True)
             )
             parts.append(f'{{"metric":{_metric(s.labels)},"values":[{pts}]}}')
         return "matrix", "[" + ",".join(parts) + "]"
@@ -64,7 +65,7 @@ def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
     for smp in value:
         parts.append(
             f'{{"metric":{_metric(smp.labels)},"value":[{ts_json(smp.t)},'  # type: ignore[union-attr]
-            f'"{format_go_f(smp.v)}"]}}'  # type: ignore[union-attr]
+            f'"{format_json_sample(smp.v)}"]}}'  # type: ignore[union-attr]
         )
     return "vector", "[" + ",".join(parts) + "]"
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from omtsdb.api.envelope import success
 from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.exposition import NO_TS, parse
+from omtsdb.obs.metrics import REMOTE_READ_QUERIES, REMOTE_WRITE_REQUESTS, REMOTE_WRITE_SAMPLES
 from omtsdb.remote import otlp
 from omtsdb.remote.metadata import MetadataStore
 from omtsdb.remote.read import (
@@ -85,6 +86,12 @@ def _v2_headers(out: WriteOutcome) -> dict[str, str]:
 
 
 async def remote_write(req: web.Request) -> web.StreamResponse:
+    resp = await _remote_write(req)
+    REMOTE_WRITE_REQUESTS.labels(str(resp.status)).inc()
+    return resp
+
+
+async def _remote_write(req: web.Request) -> web.StreamResponse:
     st = req.app[REMOTE]
     if st.writer is None or not st.opts.enable_remote_write_receiver:
         return _text(404, DISABLED_MSG)
@@ -109,12 +116,23 @@ async def remote_write(req: web.Request) -> web.StreamResponse:
         log.exception("remote write failed")
         return _text(500, f"{type(e).__name__}: {e}")
     headers = _v2_headers(out) if v2 else None
+    REMOTE_WRITE_SAMPLES.labels("float").inc(out.samples)
+    REMOTE_WRITE_SAMPLES.labels("histogram").inc(out.histograms)
+    REMOTE_WRITE_SAMPLES.labels("exemplar").inc(out.exemplars)
     if out.errors:
         return _text(400, "; ".join(out.errors), headers)
     return web.Response(status=204, headers=headers)
 
 
 async def remote_read(req: web.Request) -> web.StreamResponse:
+    REMOTE_READ_QUERIES.inc()
+    try:
+        return await _remote_read(req)
+    finally:
+        REMOTE_READ_QUERIES.dec()
+
+
+async def _remote_read(req: web.Request) -> web.StreamResponse:
     st = req.app[REMOTE]
     try:
         body = await read_body(req, st.opts.max_body_bytes)

@@ -295,6 +295,14 @@ class Head:
     def series_count(self) -> int:
         return self.num_series
 
+    def chunk_count(self) -> int:
+        """Chunks held: closed chunks plus every non-empty open chunk (one pass over series)."""
+        with self.lock:
+            n = len(self._labels)
+            open_chunks = int(np.count_nonzero(self._fill[:n]))
+            closed = sum(self._closed.count(sid) for sid in range(n) if self._closed.blobs[sid])
+        return open_chunks + closed
+
     def all_labels(self) -> list[tuple[int, Labels]]:
         with self.lock:
             return [(sid, lb) for sid, lb in enumerate(self._labels) if lb is not None]

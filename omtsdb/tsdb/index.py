@@ -87,6 +87,11 @@ class MemPostings:
         with self._lock:
             return sorted(self._p.get(name, {}))
 
+    def cardinality(self) -> dict[str, dict[str, int]]:
+        """Series count of every label pair: ``{name: {value: count}}``."""
+        with self._lock:
+            return {n: {v: len(ids) for v, ids in vals.items()} for n, vals in self._p.items()}
+
     def _values_matching(self, m: Matcher, want: bool) -> IDS:
         """Union of postings of ``m.name`` values for which ``m.matches(v) == want``."""
         with self._lock:

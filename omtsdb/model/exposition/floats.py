@@ -112,6 +112,39 @@ def format_go_f_many(vs: list[float]) -> list[str]:
     return out
 
 
+def format_go_e(v: float) -> str:
+    """Go ``strconv.FormatFloat(v, 'e', -1, 64)``: shortest digits, exponent of 2+ digits."""
+    if v == 0 or not math.isfinite(v):
+        return format_go_f(v)
+    digits, dp = shortest_digits(v)
+    exp = dp - 1
+    sign = "-" if v < 0 else ""
+    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+
+
+def format_json_sample(v: float) -> str:
+    """A vector or matrix sample value as Prometheus's JSON writes it (``jsonutil``): Go's
+    ``'f'`` format, but ``'e'`` when ``|v| < 1e-6`` or ``|v| >= 1e21`` (scalars are always
+    ``'f'``)."""
+    a = abs(v)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        return format_go_e(v)
+    return format_go_f(v)
+
+
+def format_json_samples(vs: list[float]) -> list[str]:
+    """``format_json_sample`` over many values (the ``format_go_f_many`` fast path; values
+    whose ``repr`` has an exponent, |v| >= 1e16 or < 1e-4, take the slow path)."""
+    out = [repr(v) for v in vs]
+    for i, r in enumerate(out):
+        if r[-2:] == ".0":
+            out[i] = r[:-2]
+        elif "e" in r or "n" in r:
+            out[i] = format_json_sample(vs[i])
+    return out
+
+
 def format_go_g(v: float) -> str:
     """Go ``strconv.FormatFloat(v, 'g', -1, 64)``, as the text format writes values."""
     if math.isnan(v) or math.isinf(v) or v == 0:

@@ -50,6 +50,10 @@ class WALStats:
     bytes_truncated: int = 0
     segments_removed: int = 0
     replayed_records: int = 0
+    # segments of the last replay as Prometheus reports them: first read, and the one writing
+    # continues in (the last read + 1)
+    replay_first_segment: int = 0
+    replay_last_segment: int = 0
 
 
 def _seg_name(n: int) -> str:
@@ -90,6 +94,7 @@ class WAL:
         self._written = 0  # commits written
         self._synced = 0  # commits known durable
         self._replayed = False
+        self.fsync_observer: Callable[[float], None] | None = None  # seconds per fsync
 
     @classmethod
     def open(
@@ -122,6 +127,8 @@ class WAL:
                 self.stats.replayed_records += len(recs)
                 yield from recs
         segs = [s for s in list_segments(self.dir) if s >= start]
+        self.stats.replay_first_segment = segs[0] if segs else start
+        self.stats.replay_last_segment = segs[-1] + 1 if segs else start
         for i, seg in enumerate(segs):
             path = self.dir / _seg_name(seg)
             data = path.read_bytes()
@@ -200,8 +207,11 @@ class WAL:
             # If the segment was rotated meanwhile, rotation already fsynced it.
             with contextlib.suppress(OSError):
                 os.fsync(fd)
+            took = time.perf_counter() - t0
             self.stats.fsyncs += 1
-            self.stats.fsync_seconds += time.perf_counter() - t0
+            self.stats.fsync_seconds += took
+            if self.fsync_observer is not None:
+                self.fsync_observer(took)
             self._synced = target
 
     def segments(self) -> list[int]:
