@@ -280,7 +280,7 @@ class Relabeler:
             return labels
         flat = labels.flat
         it = iter(flat)
-        st = _State(dict(zip(it, it)))
+        st = _State(dict(zip(it, it, strict=False)))  # flat: name, value, name, ...
         for rule in self._rules:
             if not rule(st):
                 return None

@@ -17,8 +17,7 @@ from omtsdb.config import (
     load_config,
     parse_config,
 )
-from omtsdb.config.load import expand_env
-from omtsdb.config.units import format_duration_ms, parse_duration_ms, parse_size
+from omtsdb.config.units import expand_env, format_duration_ms, parse_duration_ms, parse_size
 from omtsdb.errors import BadDataError
 from omtsdb.model.labels import Labels
 
