@@ -313,7 +313,10 @@ def _compile_rule(cfg: RelabelConfig) -> _Rule:
 
 
 def compile_relabel(cfgs: Sequence[RelabelConfig]) -> Relabeler:
-    """The compiled rules for ``cfgs`` (cached by identity of the sequence)."""
+    """The compiled rules for ``cfgs``; a tuple (as in the loaded config) is cached by identity,
+    other sequences may change and are compiled again (each rule is cached)."""
+    if type(cfgs) is not tuple:
+        return Relabeler(cfgs)
     hit = _LISTS.get(id(cfgs))
     if hit is not None and hit[0] is cfgs:
         return hit[1]

@@ -315,3 +315,12 @@ def test_speed_ten_labels_three_rules() -> None:
         best = min(best, (time.perf_counter() - t0) / n)
     # a few microseconds on an idle machine; the bound leaves room for a loaded CI box
     assert best < 50e-6, f"{best * 1e6:.1f} µs per relabel"
+
+
+def test_lists_are_not_cached_by_identity() -> None:
+    cfgs = [R(source_labels=["job"], target_label="a")]
+    got = relabel(BASE, cfgs)
+    assert got is not None and got.get("a") == "node"
+    cfgs[0] = R(source_labels=["env"], target_label="a")
+    got = relabel(BASE, cfgs)
+    assert got is not None and got.get("a") == "prod"
