@@ -44,7 +44,7 @@ from omtsdb.config.sections import (
     static_configs,
     unsupported,
 )
-from omtsdb.config.units import go_quote, parse_size
+from omtsdb.config.units import expand_env, go_quote, parse_size
 from omtsdb.config.yamlnode import (
     Struct,
     YamlError,
@@ -193,50 +193,6 @@ def _check_protocols(protos: tuple[str, ...], where: str) -> None:
 
 def _unknown_protocol(p: str) -> str:
     return f"unknown scrape protocol {p}, supported: [{' '.join(_PROTOCOLS)}]"
-
-
-def expand_env(value: str) -> str:
-    """Go's ``os.Expand`` with the environment, as Prometheus applies it to external labels."""
-    out: list[str] = []
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if ch != "$" or i + 1 >= n:
-            out.append(ch)
-            i += 1
-            continue
-        rest = value[i + 1 :]
-        name, width = _shell_name(rest)
-        if name == "" and width > 0:
-            pass  # bad syntax such as "${}": dropped
-        elif name == "":
-            out.append("$")
-        else:
-            out.append("$" if name == "$" else os.environ.get(name, ""))
-        i += 1 + width
-    return "".join(out)
-
-
-_SPECIAL = "*#$@!?-0123456789"
-
-
-def _shell_name(s: str) -> tuple[str, int]:
-    if s[0] == "{":
-        if len(s) > 2 and s[1] in _SPECIAL and s[2] == "}":
-            return s[1], 3
-        close = s.find("}", 1)
-        if close == 1:
-            return "", 2
-        if close < 0:
-            return "", 1
-        return s[1:close], close + 1
-    if s[0] in _SPECIAL:
-        return s[0], 1
-    i = 0
-    while i < len(s) and (s[i] == "_" or (s[i].isascii() and s[i].isalnum())):
-        i += 1
-    return s[:i], i
 
 
 class _Loader:

@@ -180,12 +180,7 @@ def _remote_write(node: Node, base: str) -> RemoteWriteConfig:
             f"invalid protobuf_message value: unknown remote write protobuf message {proto}, "
             f"supported: {', '.join(_PROTO_MESSAGES)}"
         )
-    http = http_client(s, base, where, remote=True)
-    if http.basic_auth is not None and http.authorization is not None:
-        raise YamlError(
-            "at most one of basic_auth, authorization, oauth2, sigv4, azuread or google_iam "
-            "must be configured. Currently configured: [basic_auth authorization]"
-        )
+    http = http_client(s, base, where, remote=True)  # refuses basic_auth with authorization
     return RemoteWriteConfig(
         url=url,
         name=s.string("name"),

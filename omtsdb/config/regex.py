@@ -30,6 +30,11 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on the insta
     _ANCHOR_BOTH = None
 
 
+_MISS = object()
+_CACHE_SIZE = 4096
+_CACHE_MAX_LEN = 256
+
+
 class RegexError(ValueError):
     """The regex does not compile; the message is Go's ``error parsing regexp: ...``."""
 
@@ -37,7 +42,17 @@ class RegexError(ValueError):
 class Regex:
     """A compiled relabel regex: ``match(s)`` and ``groups(s)``."""
 
-    __slots__ = ("_kind", "_lits", "_min", "_prefix", "_re", "_suffix", "group_names", "ngroups")
+    __slots__ = (
+        "_cache",
+        "_kind",
+        "_lits",
+        "_min",
+        "_prefix",
+        "_re",
+        "_suffix",
+        "group_names",
+        "ngroups",
+    )
 
     def __init__(self, pattern: str) -> None:
         self.group_names: dict[str, int] = {}
@@ -45,6 +60,8 @@ class Regex:
         self._prefix = self._suffix = ""
         self._min = 0
         self._re: Any = None
+        # RE2 results by input: label names and metric names repeat, a lookup is ~20x cheaper
+        self._cache: dict[str, Groups | None] = {}
         fast = _fast_shape(pattern)
         if fast is not None:
             self._kind, self.ngroups, self._lits, self._prefix, self._suffix, self._min = fast
@@ -90,6 +107,18 @@ class Regex:
             if not self.ngroups:
                 return (s,)
             return (s, s[len(p) : len(s) - len(x)])
+        cache = self._cache
+        hit = cache.get(s, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        res = self._re2_groups(s)
+        if len(s) <= _CACHE_MAX_LEN:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[s] = res
+        return res
+
+    def _re2_groups(self, s: str) -> Groups | None:
         if _ANCHOR_BOTH is None:  # pragma: no cover
             m = self._re.fullmatch(s)
             return None if m is None else (m.group(0), *m.groups())

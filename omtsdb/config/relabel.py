@@ -13,7 +13,7 @@ per-call cache lookup.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from omtsdb.config.errors import ConfigError
 from omtsdb.config.model import RelabelConfig
@@ -21,6 +21,7 @@ from omtsdb.config.regex import (
     Groups,
     Regex,
     RegexError,
+    Template,
     compile_regex,
     expand,
     parse_template,
@@ -145,109 +146,124 @@ class _State:
             self.added.discard(name)
 
 
-class _Rule:
-    __slots__ = (
-        "action",
-        "fast_set",
-        "modulus",
-        "regex",
-        "rep_const",
-        "rep_tpl",
-        "replacement",
-        "separator",
-        "sources",
-        "target",
-        "target_const",
-        "target_tpl",
-    )
+# A compiled rule: mutates the state, returns False when the label set is dropped.
+_Rule = Callable[[_State], bool]
 
-    def __init__(self, cfg: RelabelConfig) -> None:
-        try:
-            validate_relabel_config(cfg)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        self.regex: Regex = compile_regex(cfg.regex)
-        self.action = cfg.action
-        self.sources = cfg.source_labels
-        self.separator = cfg.separator
-        self.modulus = cfg.modulus
-        self.target = cfg.target_label
-        self.replacement = cfg.replacement
-        names = self.regex.group_names
-        self.target_tpl = parse_template(cfg.target_label, names)
-        self.rep_tpl = parse_template(cfg.replacement, names)
-        self.target_const = "$" not in cfg.target_label
-        self.rep_const = "$" not in cfg.replacement
-        # Prometheus's shortcut: an empty value with the default regex sets the literal
-        # replacement (same result as the general path, without matching).
-        self.fast_set = cfg.regex == DEFAULT_REGEX and self.target_const and self.rep_const
 
-    def value(self, d: dict[str, str]) -> str:
-        srcs = self.sources
+def _make_rule(cfg: RelabelConfig) -> _Rule:
+    try:
+        validate_relabel_config(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    rx: Regex = compile_regex(cfg.regex)
+    act = cfg.action
+    srcs = cfg.source_labels
+    sep = cfg.separator
+    target = cfg.target_label
+    repl = cfg.replacement
+
+    def value(d: dict[str, str]) -> str:
         if len(srcs) == 1:
             return d.get(srcs[0], "")
-        return self.separator.join([d.get(n, "") for n in srcs])
+        return sep.join([d.get(n, "") for n in srcs])
 
-    def apply(self, st: _State) -> bool:
-        act = self.action
-        d = st.d
-        if act == "replace":
-            val = self.value(d)
-            if val == "" and self.fast_set:
-                st.set(self.target, self.replacement)
-                return True
-            groups = self.regex.groups(val)
-            if groups is None:
-                return True
-            target = self.target if self.target_const else expand(self.target_tpl, groups)
-            if not is_valid_label_name(target):
-                return True
-            st.set(target, self._replacement(groups))
-            return True
-        if act == "keep":
-            return self.regex.match(self.value(d))
-        if act == "drop":
-            return not self.regex.match(self.value(d))
-        if act == "keepequal":
-            return d.get(self.target, "") == self.value(d)
-        if act == "dropequal":
-            return d.get(self.target, "") != self.value(d)
-        if act == "hashmod":
-            digest = hashlib.md5(self.value(d).encode("utf-8")).digest()
-            st.set(self.target, str(int.from_bytes(digest[8:], "big") % self.modulus))
-            return True
-        if act == "lowercase":
-            st.set(self.target, go_lower(self.value(d)))
-            return True
-        if act == "uppercase":
-            st.set(self.target, go_upper(self.value(d)))
-            return True
-        if act == "labelmap":
-            for name, v in list(d.items()):
-                groups = self.regex.groups(name)
-                if groups is not None:
-                    st.set(self._replacement(groups), v)
-            return True
-        if act == "labeldrop":
-            match = self.regex.match
-            for name in [n for n in d if match(n)]:
-                st.delete(name)
-            return True
-        if act == "labelkeep":
-            match = self.regex.match
-            for name in [n for n in d if not match(n)]:
-                st.delete(name)
-            return True
-        raise AssertionError(act)  # ACTIONS is checked in __init__
+    if act == "keep":
+        return lambda st: rx.match(value(st.d))
+    if act == "drop":
+        return lambda st: not rx.match(value(st.d))
+    if act == "keepequal":
+        return lambda st: st.d.get(target, "") == value(st.d)
+    if act == "dropequal":
+        return lambda st: st.d.get(target, "") != value(st.d)
+    if act in ("hashmod", "lowercase", "uppercase"):
+        fn = {"hashmod": lambda v: _hashmod(v, cfg.modulus), "lowercase": go_lower}.get(
+            act, go_upper
+        )
 
-    def _replacement(self, groups: Groups) -> str:
-        if self.rep_const:
-            return self.replacement
-        tpl = self.rep_tpl
-        if len(tpl) == 1 and not isinstance(tpl[0], str):
-            i = tpl[0]
-            return (groups[i] or "") if 0 <= i < len(groups) else ""
-        return expand(tpl, groups)
+        def set_fn(st: _State) -> bool:
+            st.set(target, fn(value(st.d)))
+            return True
+
+        return set_fn
+    rep_tpl = parse_template(repl, rx.group_names)
+    replacement = _replacer(repl, rep_tpl)
+    if act == "replace":
+        return _make_replace(cfg, rx, value, replacement)
+    if act == "labelmap":
+        return _make_labelmap(rx, replacement)
+    keep_matching = act == "labelkeep"  # labeldrop / labelkeep
+    match = rx.match
+
+    def filter_names(st: _State) -> bool:
+        for name in [n for n in st.d if match(n) is not keep_matching]:
+            st.delete(name)
+        return True
+
+    return filter_names
+
+
+def _hashmod(value: str, modulus: int) -> str:
+    digest = hashlib.md5(value.encode("utf-8")).digest()
+    return str(int.from_bytes(digest[8:], "big") % modulus)
+
+
+def _replacer(repl: str, tpl: Template) -> Callable[[Groups], str]:
+    if "$" not in repl:
+        return lambda groups: repl
+    if len(tpl) == 1 and isinstance(tpl[0], int):
+        i = tpl[0]
+        return lambda groups: (groups[i] or "") if 0 <= i < len(groups) else ""
+    return lambda groups: expand(tpl, groups)
+
+
+def _make_replace(
+    cfg: RelabelConfig,
+    rx: Regex,
+    value: Callable[[dict[str, str]], str],
+    replacement: Callable[[Groups], str],
+) -> _Rule:
+    target = cfg.target_label
+    const_target = "$" not in target
+    const_repl = "$" not in cfg.replacement
+    target_tpl = parse_template(target, rx.group_names)
+    if cfg.regex == DEFAULT_REGEX and const_target and cfg.replacement == DEFAULT_REPLACEMENT:
+
+        def copy(st: _State) -> bool:  # the common "copy a value" rule
+            st.set(target, value(st.d))
+            return True
+
+        return copy
+    # Prometheus's shortcut: an empty value with the default regex sets the literal replacement.
+    fast_set = cfg.regex == DEFAULT_REGEX and const_target and const_repl
+    groups_of = rx.groups
+
+    def replace(st: _State) -> bool:
+        val = value(st.d)
+        if fast_set and val == "":
+            st.set(target, cfg.replacement)
+            return True
+        groups = groups_of(val)
+        if groups is None:
+            return True
+        name = target if const_target else expand(target_tpl, groups)
+        if const_target or is_valid_label_name(name):
+            st.set(name, replacement(groups))
+        return True
+
+    return replace
+
+
+def _make_labelmap(rx: Regex, replacement: Callable[[Groups], str]) -> _Rule:
+    groups_of = rx.groups
+
+    def labelmap(st: _State) -> bool:
+        for name, v in list(st.d.items()):
+            groups = groups_of(name)
+            if groups is not None:
+                st.set(replacement(groups), v)
+        return True
+
+    return labelmap
 
 
 class Relabeler:
@@ -257,15 +273,16 @@ class Relabeler:
 
     def __init__(self, cfgs: Sequence[RelabelConfig]) -> None:
         self.configs = tuple(cfgs)
-        self._rules = tuple(_compile_rule(c) for c in self.configs)
+        self._rules: tuple[_Rule, ...] = tuple(_compile_rule(c) for c in self.configs)
 
     def process(self, labels: Labels) -> Labels | None:
         if not self._rules:
             return labels
         flat = labels.flat
-        st = _State(dict(zip(flat[0::2], flat[1::2], strict=True)))
+        it = iter(flat)
+        st = _State(dict(zip(it, it, strict=False)))  # flat: name, value, name, ...
         for rule in self._rules:
-            if not rule.apply(st):
+            if not rule(st):
                 return None
         if not st.dirty:
             return labels
@@ -288,7 +305,7 @@ _CACHE_MAX = 4096
 def _compile_rule(cfg: RelabelConfig) -> _Rule:
     rule = _RULES.get(cfg)
     if rule is None:
-        rule = _Rule(cfg)
+        rule = _make_rule(cfg)
         if len(_RULES) >= _CACHE_MAX:
             _RULES.clear()
         _RULES[cfg] = rule
@@ -296,7 +313,10 @@ def _compile_rule(cfg: RelabelConfig) -> _Rule:
 
 
 def compile_relabel(cfgs: Sequence[RelabelConfig]) -> Relabeler:
-    """The compiled rules for ``cfgs`` (cached by identity of the sequence)."""
+    """The compiled rules for ``cfgs``; a tuple (as in the loaded config) is cached by identity,
+    other sequences may change and are compiled again (each rule is cached)."""
+    if type(cfgs) is not tuple:
+        return Relabeler(cfgs)
     hit = _LISTS.get(id(cfgs))
     if hit is not None and hit[0] is cfgs:
         return hit[1]

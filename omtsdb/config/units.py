@@ -1,9 +1,12 @@
-"""Prometheus durations (``model.ParseDuration``) and byte sizes (``units.ParseBase2Bytes``).
+"""Prometheus durations (``model.ParseDuration``), byte sizes (``units.ParseBase2Bytes``) and
+environment expansion (Go's ``os.Expand``).
 
-Both raise :class:`ValueError` with the text Prometheus prints; the loader adds the context.
+The parsers raise :class:`ValueError` with the text Prometheus prints; the loader adds context.
 """
 
 from __future__ import annotations
+
+import os
 
 _MS_PER_UNIT = {  # unit: (position, milliseconds); units must appear in decreasing size
     "y": (1, 365 * 86_400_000),
@@ -162,3 +165,47 @@ def _go_quote(s: str) -> str:
 
 
 go_quote = _go_quote
+
+
+def expand_env(value: str) -> str:
+    """Go's ``os.Expand`` with the environment, as Prometheus applies it to external labels."""
+    out: list[str] = []
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "$" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        rest = value[i + 1 :]
+        name, width = _shell_name(rest)
+        if name == "" and width > 0:
+            pass  # bad syntax such as "${}": dropped
+        elif name == "":
+            out.append("$")
+        else:
+            out.append("$" if name == "$" else os.environ.get(name, ""))
+        i += 1 + width
+    return "".join(out)
+
+
+_SPECIAL = "*#$@!?-0123456789"
+
+
+def _shell_name(s: str) -> tuple[str, int]:
+    if s[0] == "{":
+        if len(s) > 2 and s[1] in _SPECIAL and s[2] == "}":
+            return s[1], 3
+        close = s.find("}", 1)
+        if close == 1:
+            return "", 2
+        if close < 0:
+            return "", 1
+        return s[1:close], close + 1
+    if s[0] in _SPECIAL:
+        return s[0], 1
+    i = 0
+    while i < len(s) and (s[i] == "_" or (s[i].isascii() and s[i].isalnum())):
+        i += 1
+    return s[:i], i
