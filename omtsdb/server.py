@@ -20,6 +20,7 @@ from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.lifecycle import Lifecycle, register_lifecycle_routes
 from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
 from omtsdb.config import Config, load_config
+from omtsdb.config.redact import redacted_yaml
 from omtsdb.promql.engine import Engine
 from omtsdb.remote.metadata import MetadataStore
 from omtsdb.remote.upstream import RemoteWriteManager
@@ -89,7 +90,7 @@ class Server:
         if self.app is not None:
             self.app[RUNTIME].update(
                 external_labels=cfg.global_.external_labels,
-                config_yaml=cfg.source if cfg.source.strip() else DEFAULT_CONFIG_YAML,
+                config_yaml=redacted_yaml(cfg.source) or DEFAULT_CONFIG_YAML,
             )
 
     async def reload(self) -> None:

@@ -390,3 +390,17 @@ def test_source_and_path_are_not_part_of_equality(tmp_path: Path) -> None:
     b = parse_config("global:\n  scrape_interval: 30s\n")
     assert a == b and a.source != b.source and a.path == str(p) and b.path == ""
     assert os.path.isabs(a.path)
+
+
+def test_status_config_yaml_hides_secrets() -> None:
+    from omtsdb.config.redact import redacted_yaml
+
+    text = (
+        "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: hunter2}\n"
+        "    authorization: {credentials: tok}\n"
+        "remote_write:\n  - url: http://x/api/v1/write\n    bearer_token: abc\n"
+    )
+    out = redacted_yaml(text)
+    assert "hunter2" not in out and "tok" not in out.replace("<secret>", "")
+    assert "abc" not in out and out.count("<secret>") == 3 and "username: u" in out
+    assert redacted_yaml("") == "" and redacted_yaml("{bad") == ""
