@@ -401,6 +401,6 @@ def test_status_config_yaml_hides_secrets() -> None:
         "remote_write:\n  - url: http://x/api/v1/write\n    bearer_token: abc\n"
     )
     out = redacted_yaml(text)
-    assert "hunter2" not in out and "tok" not in out.replace("<secret>", "")
+    assert "hunter2" not in out and "credentials: tok" not in out
     assert "abc" not in out and out.count("<secret>") == 3 and "username: u" in out
     assert redacted_yaml("") == "" and redacted_yaml("{bad") == ""
