@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -183,7 +184,9 @@ class ScrapeLoop:
             if out is None or not out.name:
                 return None
             lb = out
-        return lb
+        # interned strings: the head keeps this very object, so later look-ups match by
+        # identity
+        return Labels.from_flat(tuple(sys.intern(s) for s in lb.flat))
 
     def _check_labels(self, lb: Labels) -> None:
         c = self.cfg

@@ -88,7 +88,11 @@ class Head:
             self._logged[sid] = True
 
     def _create(self, labels: Labels, sid: int) -> int:
-        labels = Labels.from_flat(tuple(sys.intern(s) for s in labels.flat))
+        flat = tuple(sys.intern(s) for s in labels.flat)
+        if any(a is not b for a, b in zip(flat, labels.flat, strict=True)):
+            labels = Labels.from_flat(flat)
+        # else keep the caller's object: callers that intern (scrape loops) then hit the
+        # series map by identity, which skips Labels.__eq__
         self._ensure_rows(sid + 1)
         if sid == len(self._labels):
             self._labels.append(labels)

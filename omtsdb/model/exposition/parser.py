@@ -460,6 +460,8 @@ def _parse_lines(b: _Builder, lines: list[str], first: int) -> int:
     lineno = first - 1
     sample = b.sample
     cache_get = b.cache.get
+    known_get = b.known.get if b.known is not None else None
+    series = b.series
     idx_add, v_add, t_add, l_add = b.idx.append, b.vtok.append, b.ttok.append, b.lno.append
     try:
         for lineno, line in enumerate(lines, first):
@@ -469,20 +471,19 @@ def _parse_lines(b: _Builder, lines: list[str], first: int) -> int:
             if c != "#" and c != " " and c != "\t" and line[-1] != "\r" and not b.eof:
                 # Hot path inlined: a known series text, a value and a timestamp.
                 parts = line.rsplit(" ", 2)
-                if len(parts) == 3:
-                    k = cache_get(parts[0])
-                    if k is not None and parts[1] and parts[2]:
+                n = len(parts)
+                if n >= 2:
+                    key = parts[0]
+                    k = cache_get(key)
+                    if k is None and known_get is not None:
+                        lb = known_get(key)
+                        if lb is not None:  # seen in an earlier parse: no label parsing
+                            k = b.cache[key] = len(series)
+                            series.append(lb)
+                    if k is not None and parts[1] and (n == 2 or parts[2]):
                         idx_add(k)
                         v_add(parts[1])
-                        t_add(parts[2])
-                        l_add(lineno)
-                        continue
-                elif len(parts) == 2:
-                    k = cache_get(parts[0])
-                    if k is not None and parts[1]:
-                        idx_add(k)
-                        v_add(parts[1])
-                        t_add("")
+                        t_add(parts[2] if n == 3 else "")
                         l_add(lineno)
                         continue
                 sample(line, lineno)
