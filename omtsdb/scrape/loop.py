@@ -54,7 +54,7 @@ class _Appender(Protocol):
     def append_columns(
         self, series: list[Labels], idx: np.ndarray, ts: np.ndarray, vs: np.ndarray
     ) -> AppendReport: ...
-    def commit(self) -> None: ...
+    def commit(self, sync: bool = True) -> None: ...
 
 
 class LimitError(OmtsdbError):
@@ -244,7 +244,7 @@ class ScrapeLoop:
         all_vs = np.concatenate((vs, np.full(len(gone), STALE_NAN), np.array(report)))
         app = self.sink.appender()
         rep = app.append_columns(all_series, all_idx, all_ts, all_vs)
-        app.commit()
+        app.commit(sync=False)  # as Prometheus: scrapes are not fsynced one by one
         if rep.rejected and not res.error:
             log.debug(
                 "scrape of %s: %d samples refused: %s",

@@ -196,7 +196,11 @@ class HeadAppender:
             refs, ts, vs = refs[keep], ts[keep], vs[keep]
         return refs, ts, vs, err, nbad
 
-    def commit(self) -> None:
+    def commit(self, sync: bool = True) -> None:
+        """Validate and apply the staged samples after logging them to the WAL. With
+        ``sync=False`` the WAL write is not fsynced before returning (scrapes, like
+        Prometheus's, which never fsyncs per append): a crash of the process loses nothing,
+        a crash of the machine can lose the last unsynced commits."""
         st = self._staged
         self._staged = _Staged()
         if not st.refs:
@@ -221,7 +225,7 @@ class HeadAppender:
                     SeriesRecord(new.astype(np.uint64), [lb for lb in labels if lb is not None])
                 )
             records.append(SamplesRecord(refs.astype(np.uint64), ts, vs))
-            self._db.log_to_wal(records)
+            self._db.log_to_wal(records, sync)
             head.mark_logged(new)
             head.apply(refs, ts, vs)
             self.report.appended += int(refs.size)

@@ -207,9 +207,11 @@ class DB:
     def appender(self) -> HeadAppender:
         return HeadAppender(self)
 
-    def log_to_wal(self, records: Sequence[SeriesRecord | SamplesRecord]) -> None:
+    def log_to_wal(
+        self, records: Sequence[SeriesRecord | SamplesRecord], sync: bool = True
+    ) -> None:
         if self.wal is not None:
-            self.wal.log(records)
+            self.wal.log(records, sync)
 
     def min_valid_time(self) -> int | None:
         """Samples older than this are out of bounds: their range is in immutable blocks, or

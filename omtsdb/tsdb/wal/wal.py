@@ -174,9 +174,10 @@ class WAL:
         self._seg_bytes = 0
         _fsync_dir(self.dir)
 
-    def log(self, records: Sequence[Record]) -> None:
-        """Write one commit's records; return once they are in the OS and (if enabled)
-        fsynced. Thread-safe; concurrent callers share fsyncs."""
+    def log(self, records: Sequence[Record], sync: bool = True) -> None:
+        """Write one commit's records; return once they are in the OS and (if enabled and
+        ``sync``) fsynced. Thread-safe; concurrent callers share fsyncs. ``sync=False`` leaves
+        the records to the next fsync (a later synced commit or the segment's rotation)."""
         if not records:
             return
         buf = b"".join(encode(r) for r in records)
@@ -193,7 +194,7 @@ class WAL:
             fd = self._fd
             self.stats.records += len(records)
             self.stats.bytes_written += len(buf)
-        if self.fsync_enabled:
+        if self.fsync_enabled and sync:
             self._sync(mine, fd)
 
     def _sync(self, mine: int, fd: int) -> None:
