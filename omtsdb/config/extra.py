@@ -10,30 +10,11 @@ from __future__ import annotations
 from yaml.nodes import Node
 
 from omtsdb.config.model import StorageConfig
+from omtsdb.config.outbound import RESERVED_HEADERS
 from omtsdb.config.sections import duration, tls_config
 from omtsdb.config.units import go_quote
 from omtsdb.config.yamlnode import Struct, YamlError, as_str, as_str_map
 
-_RESERVED_TRACING_HEADERS = frozenset(
-    (
-        "host",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "user-agent",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "www-authenticate",
-        "accept-encoding",
-        "x-prometheus-remote-write-version",
-        "x-prometheus-remote-read-version",
-        "x-amz-date",
-        "x-amz-security-token",
-        "x-amz-content-sha256",
-    )
-)
 _OTLP_STRATEGIES = (
     "UnderscoreEscapingWithSuffixes",
     "NoUTF8EscapingWithSuffixes",
@@ -75,7 +56,7 @@ def tracing(node: Node | None, base: str) -> None:
         as_str(v)
         if h.lower() == "authorization":
             raise YamlError("custom authorization header configuration is not yet supported")
-        if h.lower() in _RESERVED_TRACING_HEADERS:
+        if h.lower() in RESERVED_HEADERS:
             raise YamlError(f"{h} is a reserved header. It must not be changed")
     if not s.string("endpoint"):
         raise YamlError("tracing endpoint must be set")

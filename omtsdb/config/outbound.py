@@ -107,7 +107,7 @@ _RW_KEYS = (
     "google_iam",
 )
 _PROTO_MESSAGES = ("prometheus.WriteRequest", "io.prometheus.write.v2.Request")
-_RESERVED_HEADERS = frozenset(
+RESERVED_HEADERS = frozenset(
     (
         "host",
         "content-encoding",
@@ -172,7 +172,7 @@ def _remote_write(node: Node, base: str) -> RemoteWriteConfig:
                 "authorization header must be changed via the basic_auth, authorization, "
                 "oauth2, or sigv4 parameter"
             )
-        if h.lower() in _RESERVED_HEADERS:
+        if h.lower() in RESERVED_HEADERS:
             raise YamlError(f"{h} is a reserved header. It must not be changed")
     proto = s.string("protobuf_message", _PROTO_MESSAGES[0])
     if proto not in _PROTO_MESSAGES:

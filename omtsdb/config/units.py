@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from omtsdb.model.labels import quote
+
 _MS_PER_UNIT = {  # unit: (position, milliseconds); units must appear in decreasing size
     "y": (1, 365 * 86_400_000),
     "w": (2, 7 * 86_400_000),
@@ -35,24 +37,24 @@ def parse_duration_ms(s: str) -> int:
         while i < len(rest) and "0" <= rest[i] <= "9":
             i += 1
         if i == 0:
-            raise ValueError(f"not a valid duration string: {_go_quote(s)}")
+            raise ValueError(f"not a valid duration string: {quote(s)}")
         value = int(rest[:i])
         if value >= 1 << 64:
-            raise ValueError(f"not a valid duration string: {_go_quote(s)}")
+            raise ValueError(f"not a valid duration string: {quote(s)}")
         rest = rest[i:]
         j = 0
         while j < len(rest) and not ("0" <= rest[j] <= "9"):
             j += 1
         if j == 0:
-            raise ValueError(f"not a valid duration string: {_go_quote(s)}")
+            raise ValueError(f"not a valid duration string: {quote(s)}")
         unit = rest[:j]
         rest = rest[j:]
         spec = _MS_PER_UNIT.get(unit)
         if spec is None:
-            raise ValueError(f"unknown unit {_go_quote(unit)} in duration {_go_quote(s)}")
+            raise ValueError(f"unknown unit {quote(unit)} in duration {quote(s)}")
         pos, ms = spec
         if pos <= last_pos:
-            raise ValueError(f"not a valid duration string: {_go_quote(s)}")
+            raise ValueError(f"not a valid duration string: {quote(s)}")
         last_pos = pos
         mult = ms * _NS_PER_MS
         if value > (1 << 63) // mult:
@@ -146,25 +148,7 @@ def _parse_unit(s: str, units: dict[str, float]) -> int:
     return int(total)
 
 
-def _go_quote(s: str) -> str:
-    """Go's ``%q`` for the plain strings that occur here."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-go_quote = _go_quote
+go_quote = quote
 
 
 def expand_env(value: str) -> str:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from omtsdb.api.app import create_app
 from omtsdb.model import Labels
 from omtsdb.promql.engine import Engine
 from omtsdb.tsdb.db import DB
+from tests.helpers import run_client
 
 
 def make_db() -> DB:
@@ -33,17 +33,7 @@ def make_db() -> DB:
 
 
 def run(fn: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
-    async def main() -> None:
-        client: TestClient[Any, Any] = TestClient(
-            TestServer(create_app(make_db(), Engine()), host="127.0.0.1")
-        )
-        await client.start_server()
-        try:
-            await fn(client)
-        finally:
-            await client.close()
-
-    asyncio.run(main())
+    run_client(lambda: create_app(make_db(), Engine()), fn)
 
 
 async def get(c: TestClient[Any, Any], path: str, **params: str) -> tuple[int, Any]:

@@ -4,7 +4,6 @@ test_federate_peer.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
 from collections.abc import Awaitable, Callable
@@ -12,7 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from omtsdb.api.app import APIOptions, create_app
@@ -22,6 +22,7 @@ from omtsdb.model.exposition.negotiate import escape_name, negotiate
 from omtsdb.model.labels import Labels
 from omtsdb.promql.engine import Engine, EngineOpts
 from omtsdb.tsdb.db import DB
+from tests.helpers import run_client
 
 NOW_MS = 1_700_000_000_000
 STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
@@ -63,18 +64,13 @@ def run(
     external: dict[str, str] | None = None,
     lookback_ms: int = 300_000,
 ) -> None:
-    async def main() -> None:
+    def make() -> web.Application:
         opts = APIOptions(external_labels=Labels(external or {}))
         app = create_app(make_db(), Engine(EngineOpts(lookback_delta_ms=lookback_ms)), opts)
         app[FEDERATE].clock = lambda: NOW_MS / 1000
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        try:
-            await fn(client)
-        finally:
-            await client.close()
+        return app
 
-    asyncio.run(main())
+    run_client(make, fn)
 
 
 async def fed(

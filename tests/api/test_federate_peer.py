@@ -35,6 +35,7 @@ from omtsdb.remote.build import snappy, write_request_v1
 from omtsdb.tsdb.db import DB
 from tests.api.test_peer_prometheus import free_port, wait_ready
 from tests.conftest import peer_bin
+from tests.helpers import stop_process
 
 STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 PROTO = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
@@ -87,12 +88,7 @@ def prometheus(tmp: Path, config: str, *flags: str) -> Iterator[int]:
         wait_ready(f"http://127.0.0.1:{port}/-/ready", p, timeout=30)
         yield port
     finally:
-        p.terminate()
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -3,13 +3,12 @@ Shapes and values as Prometheus 3.5 answers (checked side by side in test_federa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
@@ -17,6 +16,7 @@ from omtsdb.api.status import label_size
 from omtsdb.model.labels import Labels
 from omtsdb.promql.engine import Engine
 from omtsdb.tsdb.db import DB
+from tests.helpers import run_client
 
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
@@ -36,17 +36,7 @@ def run(
     db: DB | None = None,
     opts: APIOptions | None = None,
 ) -> None:
-    async def main() -> None:
-        client: TestClient[Any, Any] = TestClient(
-            TestServer(create_app(db or DB.open(None), Engine(), opts), host="127.0.0.1")
-        )
-        await client.start_server()
-        try:
-            await fn(client)
-        finally:
-            await client.close()
-
-    asyncio.run(main())
+    run_client(lambda: create_app(db or DB.open(None), Engine(), opts), fn)
 
 
 async def get(c: TestClient[Any, Any], path: str, **params: str) -> tuple[int, Any]:

@@ -20,6 +20,7 @@ from omtsdb.config import parse_config, relabel
 from omtsdb.model.labels import Labels
 from tests.config.test_relabel import HASHMOD_FROM_PROMETHEUS
 from tests.conftest import peer_bin
+from tests.helpers import stop_process
 
 # job name -> (static targets, static labels, relabel_configs as a YAML flow list)
 JOBS: dict[str, tuple[list[str], dict[str, str], str]] = {
@@ -189,12 +190,7 @@ def prometheus_targets() -> Iterator[dict[str, Any]]:
                 pytest.fail(f"prometheus did not list {want} targets in time: {data}")
             yield data
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def _expected(discovered: dict[str, str], job: str) -> dict[str, str] | None:

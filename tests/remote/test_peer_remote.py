@@ -21,6 +21,7 @@ from typing import Any
 from omtsdb.remote.build import snappy, write_request_v1
 from tests.api.test_peer_prometheus import free_port, wait_ready
 from tests.conftest import ROOT, peer_bin
+from tests.helpers import stop_process
 
 
 @contextmanager
@@ -34,12 +35,7 @@ def _proc(
         wait_ready(ready_url, p, timeout=30)
         yield p
     finally:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
 
 
 def _omtsdb(tmp: Path, port: int) -> Any:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from omtsdb.model.exposition.floats import format_go_g
-from omtsdb.model.labels import METRIC_NAME, is_legacy_label_name, is_legacy_metric_name
+from omtsdb.model.labels import METRIC_NAME, is_legacy_label_name, is_legacy_metric_name, quote
 from omtsdb.model.matchers import Matcher, MatchType
 from omtsdb.promql.parser.ast import (
     AggregateExpr,
@@ -23,7 +23,6 @@ from omtsdb.promql.parser.ast import (
     VectorSelector,
 )
 from omtsdb.promql.parser.durations import format_duration
-from omtsdb.promql.parser.strings import quote
 
 
 def _label(n: str) -> str:

@@ -62,25 +62,3 @@ def unquote(tok: str) -> str:
         else:
             raise ValueError(f"unknown escape sequence: \\{e}")
     return "".join(out)
-
-
-def quote(s: str) -> str:
-    """Go's ``strconv.Quote`` for printing strings back into PromQL."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
