@@ -87,6 +87,16 @@ def merge_target_labels(series: Labels, target: Labels, honor: bool) -> Labels:
     return Labels(d)
 
 
+def _dial_error(e: aiohttp.ClientConnectorError) -> str:
+    """A connection failure worded as Go's net package words it (what Prometheus shows)."""
+    addr = f"{e.host}:{e.port}"
+    if isinstance(e.os_error, ConnectionRefusedError):
+        return f"dial tcp {addr}: connect: connection refused"
+    if isinstance(e, aiohttp.ClientConnectorDNSError) or "Name or service" in str(e.os_error):
+        return f"dial tcp: lookup {e.host}: no such host"
+    return f"dial tcp {addr}: {e.os_error.strerror or e.os_error}"
+
+
 class ScrapeLoop:
     def __init__(
         self,
@@ -161,6 +171,8 @@ class ScrapeLoop:
             err = str(e)
         except TimeoutError:
             err = f'Get "{self.target.url}": context deadline exceeded'
+        except aiohttp.ClientConnectorError as e:
+            err = f'Get "{self.target.url}": {_dial_error(e)}'
         except (aiohttp.ClientError, OSError) as e:
             err = f'Get "{self.target.url}": {e or type(e).__name__}'
         loop = asyncio.get_running_loop()

@@ -469,3 +469,33 @@ def test_file_sd_picks_up_changes_and_keeps_groups_of_a_broken_file(
         pool.shutdown()
 
     asyncio.run(main())
+
+
+def test_connection_refused_is_worded_as_prometheus() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nobody listens there
+
+    async def main() -> None:
+        db = DB.open(None, DBOptions())
+        pool = ThreadPoolExecutor(2)
+        sc = ScrapeConfig(
+            job_name="node",
+            scrape_interval_ms=3_600_000,
+            static_configs=(StaticConfig((f"127.0.0.1:{port}",)),),
+        )
+        mgr = ScrapeManager(db, pool, MetadataStore())
+        await mgr.apply(Config(scrape_configs=(sc,)))
+        (loop,) = mgr.pools["node"].loops.values()
+        res = await loop.scrape_once(1000)
+        assert res.error == (
+            f'Get "http://127.0.0.1:{port}/metrics": dial tcp 127.0.0.1:{port}: '
+            "connect: connection refused"
+        )
+        assert one(db, "up") == [(1000, 0.0)]
+        await mgr.stop()
+        pool.shutdown()
+
+    asyncio.run(main())
