@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from omtsdb.errors import BadDataError
@@ -150,11 +151,33 @@ def _ms(nanos: int) -> int:
     return int(nanos) // 1_000_000
 
 
-def decode_request(body: bytes) -> Any:
+def decode_request(body: bytes, json_encoded: bool = False) -> Any:
+    """An ``ExportMetricsServiceRequest`` from OTLP/HTTP protobuf or OTLP/HTTP JSON."""
+    if json_encoded:
+        return _decode_json(body)
     try:
         return _PB["ExportMetricsServiceRequest"].FromString(body)
     except DecodeError as e:
         raise BadDataError(f"decoding OTLP metrics request: {e}") from None
+
+
+def _drop_exemplars(node: Any) -> Any:
+    # exemplars carry hex trace/span ids (base64 in protobuf's JSON mapping) and are not stored
+    if isinstance(node, dict):
+        return {k: _drop_exemplars(v) for k, v in node.items() if k != "exemplars"}
+    if isinstance(node, list):
+        return [_drop_exemplars(v) for v in node]
+    return node
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        doc = json.loads(body)
+        msg = _PB["ExportMetricsServiceRequest"]()
+        json_format.ParseDict(_drop_exemplars(doc), msg, ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError) as e:
+        raise BadDataError(f"decoding OTLP metrics request: {e}") from None
+    return msg
 
 
 def translate(req: Any) -> Translated:

@@ -217,14 +217,18 @@ async def otlp_metrics(req: web.Request) -> web.Response:
         return _text(404, "otlp receiver needs to be enabled")
     db = st.db
     mt, _ = media_type(req.headers.get("Content-Type", ""))
-    if mt != "application/x-protobuf":
-        return _text(415, f"unsupported content type {mt!r}: only application/x-protobuf")
+    if mt not in ("application/x-protobuf", "application/json"):
+        return _text(
+            415,
+            f"unsupported content type {mt!r}: only application/x-protobuf and application/json",
+        )
+    as_json = mt == "application/json"
     body = _decoded(
         await read_body(req, st.opts.max_body_bytes), req.headers.get("Content-Encoding", "")
     )
 
     def work() -> otlp.Translated:
-        tr = otlp.translate(otlp.decode_request(body))
+        tr = otlp.translate(otlp.decode_request(body, json_encoded=as_json))
         if tr.samples:
             series = [s[0] for s in tr.samples]
             n = len(series)
@@ -238,6 +242,8 @@ async def otlp_metrics(req: web.Request) -> web.Response:
     tr = await st.run(work)
     if tr.skipped:
         log.warning("OTLP: %s", "; ".join(tr.skipped[:10]))
+    if as_json:
+        return web.Response(status=200, body=b"{}", content_type="application/json")
     return web.Response(status=200, body=b"", content_type="application/x-protobuf")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import math
 import struct
 from collections.abc import Awaitable, Callable
@@ -492,10 +493,59 @@ def test_otlp_translation() -> None:
         assert [lb.to_dict() for lb in info] == [
             {"__name__": "target_info", "host_name": "box", "instance": "i-1", "job": "shop/api"}
         ]
-        st, _, _ = await post(
-            c, "/api/v1/otlp/v1/metrics", b"{}", **{"Content-Type": "application/json"}
-        )
+        st, _, _ = await post(c, "/api/v1/otlp/v1/metrics", b"x", **{"Content-Type": "text/plain"})
         assert st == 415
+        # OTLP/HTTP JSON as the OpenTelemetry SDKs send it: enums as integers, int64 as
+        # strings, exemplars with hex trace ids (not stored)
+        doc = {
+            "resourceMetrics": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]
+                    },
+                    "scopeMetrics": [
+                        {
+                            "metrics": [
+                                {
+                                    "name": "jobs.done",
+                                    "unit": "1",
+                                    "sum": {
+                                        "aggregationTemporality": 2,
+                                        "isMonotonic": True,
+                                        "dataPoints": [
+                                            {
+                                                "timeUnixNano": str(T0 * 1_000_000),
+                                                "asInt": "7",
+                                                "exemplars": [
+                                                    {
+                                                        "timeUnixNano": str(T0 * 1_000_000),
+                                                        "asInt": "1",
+                                                        "traceId": "5b8efff798038103d269b633813fc60c",
+                                                        "spanId": "eee19b7ec3c1b174",
+                                                    }
+                                                ],
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
+        st, body, _ = await post(
+            c,
+            "/api/v1/otlp/v1/metrics",
+            json.dumps(doc).encode(),
+            **{"Content-Type": "application/json"},
+        )
+        assert st == 200 and body == b"{}", body
+        assert list(samples(db, "jobs_done_total", job="web").values()) == [[(T0, 7.0)]]
+        st, _, _ = await post(
+            c, "/api/v1/otlp/v1/metrics", b"{not json", **{"Content-Type": "application/json"}
+        )
+        assert st == 400
         st, _, _ = await post(
             c, "/api/v1/otlp/v1/metrics", b"\x0a\xff", **{"Content-Type": "application/x-protobuf"}
         )
