@@ -202,3 +202,64 @@ def test_lifecycle_disabled_and_bad_config_at_start(tmp_path: Path) -> None:
     )
     assert p.returncode == 1
     assert "scrape_intervall" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_omtsdb_remote_writes_to_a_real_prometheus(tmp_path: Path) -> None:
+    ne_port, om_port, pr_port = free_port(), free_port(), free_port()
+    cfg = tmp_path / "omtsdb.yml"
+    cfg.write_text(f"""
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  external_labels: {{replica: om1}}
+scrape_configs:
+  - job_name: node
+    static_configs: [{{targets: ['127.0.0.1:{ne_port}']}}]
+remote_write:
+  - url: http://127.0.0.1:{pr_port}/api/v1/write
+    queue_config: {{batch_send_deadline: 200ms}}
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'node_cpu_seconds_total|up'
+        action: keep
+""")
+    (tmp_path / "prom.yml").write_text("global: {scrape_interval: 1h}\n")
+    prom = [
+        str(peer_bin("prometheus")),
+        "--config.file",
+        str(tmp_path / "prom.yml"),
+        "--storage.tsdb.path",
+        str(tmp_path / "prom"),
+        f"--web.listen-address=127.0.0.1:{pr_port}",
+        "--web.enable-remote-write-receiver",
+    ]
+    ne = [str(peer_bin("prometheus-node-exporter")), f"--web.listen-address=127.0.0.1:{ne_port}"]
+    with (
+        _proc(ne, f"http://127.0.0.1:{ne_port}/metrics"),
+        _proc(prom, f"http://127.0.0.1:{pr_port}/-/ready"),
+        _proc(_serve_args(tmp_path, om_port, cfg), f"http://127.0.0.1:{om_port}/-/ready", _env()),
+    ):
+        _wait_for(lambda: _series(pr_port, "node_cpu_seconds_total"))
+        # the upstream got the kept series with the external label, and nothing else
+        ours = {
+            tuple(sorted((*s, ("replica", "om1"))))
+            for s in _series(om_port, "node_cpu_seconds_total")
+        }
+        _wait_for(lambda: _series(pr_port, "node_cpu_seconds_total") == ours)
+        names = _get(pr_port, "/api/v1/label/__name__/values")["data"]
+        assert sorted(names) == ["node_cpu_seconds_total", "up"]
+
+        # the same samples: the newest value of one series at a time both have passed
+        def same_value() -> bool:
+            t = time.time() - 1
+            q = 'node_cpu_seconds_total{cpu="0",mode="idle"}'
+            a = _get(om_port, "/api/v1/query", query=q, time=str(t))["data"]["result"]
+            b = _get(pr_port, "/api/v1/query", query=q, time=str(t))["data"]["result"]
+            seen[:] = [a, b]
+            return bool(a) and bool(b) and a[0]["value"] == b[0]["value"]
+
+        seen: list[Any] = []
+        try:
+            _wait_for(same_value)
+        except AssertionError:
+            raise AssertionError(f"answers differ: {seen}") from None
