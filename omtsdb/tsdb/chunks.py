@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from omtsdb.model.samples import F64, I64
 from omtsdb.tsdb.codec import decode_chunk, encode_chunk
+from omtsdb.tsdb.codec.ints import fast_packing
 
 
 def encode(ts: I64, vs: F64) -> bytes:
     return encode_chunk(ts, vs, None)
+
+
+def encode_fast(ts: I64, vs: F64) -> bytes:
+    """A chunk the head closes: cheap packing modes only (it is re-encoded with all modes when
+    short chunks are merged, and again when the head is cut into a block)."""
+    with fast_packing():
+        return encode_chunk(ts, vs, None)
 
 
 def decode(buf: bytes) -> tuple[I64, F64]:

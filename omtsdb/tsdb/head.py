@@ -199,12 +199,12 @@ class Head:
         a = 0
         while a + cap < n:
             b = min(a + per, ((n - 1) // cap) * cap)
-            self._closed.add(sid, chunks.encode(all_ts[a:b], all_vs[a:b]))
+            self._closed.add(sid, chunks.encode_fast(all_ts[a:b], all_vs[a:b]))
             self._closed.merge_tail(sid)
             a = b
         del ncut
         if all_ts[-1] - all_ts[a] > I32_MAX:  # sparse samples: close all but the newest
-            self._closed.add(sid, chunks.encode(all_ts[a:-1], all_vs[a:-1]))
+            self._closed.add(sid, chunks.encode_fast(all_ts[a:-1], all_vs[a:-1]))
             a = n - 1
         rest = n - a
         self._tbase[sid] = all_ts[a]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import numpy.typing as npt
@@ -89,11 +92,25 @@ def _bitunpack(data: bytes, n: int, width: int) -> U64:
     return packed.view(_DT[w]).reshape(n).astype(np.uint64)
 
 
+_FAST: ContextVar[bool] = ContextVar("omtsdb_fast_packing", default=False)
+
+
+@contextmanager
+def fast_packing() -> Iterator[None]:
+    """Within this block ``pack_u64`` only tries the cheap modes (raw, repeated, bit-packed):
+    for head chunks, which are re-encoded when merged and again when written to a block."""
+    token = _FAST.set(True)
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
 def pack_u64(u: U64) -> bytes:
     """``mode u8 | width u8 | data``. Modes: 0 bytes of a fixed width, 1 the same zstd'd,
     2 bit-packed at the exact width, 3 byte planes zstd'd, 4 a first value and one repeated
     value, 5 one value repeated, 6 bit-packed then zstd'd, 7 Golomb-Rice (width = k).
-    The smallest wins."""
+    The smallest wins (of the cheap modes only, inside ``fast_packing``)."""
     mx = int(u.max()) if u.size else 0
     if mx == 0:
         return bytes((0, 0))
@@ -104,6 +121,11 @@ def pack_u64(u: U64) -> bytes:
     bw = next(w for w in _WIDTHS if mx < 1 << (8 * w))
     raw = u.astype(_DT[bw]).tobytes()
     best = bytes((0, bw)) + raw
+    if _FAST.get():
+        width = mx.bit_length()
+        if width % 8 and (u.size * width + 7) // 8 + 2 < len(best):
+            best = bytes((2, width)) + _bitpack(u, width)
+        return best
     if len(raw) > 32:
         z = _zc().compress(raw)
         if len(z) + 2 < len(best):
