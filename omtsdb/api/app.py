@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -30,7 +31,7 @@ from omtsdb.api.params import MAX_TIME_MS, MIN_TIME_MS, parse_duration_param, pa
 from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME, Runtime
 from omtsdb.api.status import register_status_routes
 from omtsdb.errors import BadDataError, OmtsdbError
-from omtsdb.model.labels import Labels
+from omtsdb.model.labels import Labels, quote_bytes
 from omtsdb.model.selector import parse_selector
 from omtsdb.obs.metrics import ENGINE_QUERIES_MAX
 from omtsdb.promql.engine import Engine
@@ -258,7 +259,7 @@ async def labels(req: web.Request) -> web.Response:
 async def label_values(req: web.Request) -> web.Response:
     st = req.app[STATE]
     p = await _params(req)
-    name = req.match_info["name"]
+    name = _label_name_param(req)
     if name.startswith("U__"):
         name = _unescape_name(name[3:])
     mint, maxt = _range(p)
@@ -277,6 +278,16 @@ async def label_values(req: web.Request) -> web.Response:
     if lim and len(vals) > lim:
         vals, warn = vals[:lim], ["results truncated due to limit"]
     return _json(success(vals, warn))
+
+
+def _label_name_param(req: web.Request) -> str:
+    """The ``<name>`` path segment; bytes that are not UTF-8 are refused as Prometheus does."""
+    raw = req.rel_url.raw_path.split("/")[-2]
+    b = unquote_to_bytes(raw)
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadDataError(f"invalid label name: {quote_bytes(b)}") from None
 
 
 def _unescape_name(s: str) -> str:

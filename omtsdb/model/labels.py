@@ -251,3 +251,10 @@ def quote(s: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def quote_bytes(b: bytes) -> str:
+    """Go's ``strconv.Quote`` of a byte string: bytes that are not UTF-8 print as ``\\xNN``."""
+    text = b.decode("utf-8", "surrogateescape")
+    out = quote(text)
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in out)

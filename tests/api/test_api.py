@@ -137,3 +137,15 @@ def test_labels_series_values_format() -> None:
         assert r.status == 200
 
     run(body)
+
+
+def test_label_values_name_not_utf8_is_refused() -> None:
+    async def body(c: TestClient[Any, Any]) -> None:
+        r = await c.get("/api/v1/label/%ff/values")
+        js = await r.json()
+        # as Prometheus 3.5 answers (checked against the real one)
+        assert r.status == 400 and js["error"] == 'invalid label name: "\\xff"'
+        r = await c.get("/api/v1/label/%C3%BC/values")
+        assert r.status == 200
+
+    run(body)
