@@ -6,16 +6,18 @@ import math
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import numpy as np
 
 from omtsdb.errors import OmtsdbError
 from omtsdb.model.labels import Labels
+from omtsdb.model.matchers import matches_all
 from omtsdb.model.samples import is_stale_nan
 from omtsdb.promql.engine import Engine, EngineOpts
 from omtsdb.promql.parser import parse
+from omtsdb.promql.parser.ast import VectorSelector
 from omtsdb.promql.promqltest.script import Clear, Eval, Histogram, Load, Value, parse_script
 from omtsdb.promql.value import Result, Scalar, String
 from omtsdb.tsdb.db import DB, DBOptions
@@ -240,10 +242,33 @@ def run_file(path: Path) -> FileReport:
 
 
 def _touches_histograms(store: Store, ev: Eval) -> bool:
+    """Whether the eval reads a series that was loaded with native-histogram samples: by name
+    in the text, or through any selector of the expression matching such a series."""
     if not store.has_histograms:
         return False
     names = {lb.name for lb in store.has_histograms}
-    return any(re.search(r"\b" + re.escape(n) + r"\b", ev.expr) for n in names if n)
+    if any(re.search(r"\b" + re.escape(n) + r"\b", ev.expr) for n in names if n):
+        return True
+    try:
+        expr = parse(ev.expr, experimental=True)
+    except OmtsdbError:
+        return False
+    return any(
+        matches_all(sel.matchers, lb) for sel in _selectors(expr) for lb in store.has_histograms
+    )
+
+
+def _selectors(node: object) -> list[VectorSelector]:
+    if isinstance(node, VectorSelector):
+        return [node]
+    out: list[VectorSelector] = []
+    if is_dataclass(node):
+        for f in fields(node):
+            v = getattr(node, f.name)
+            for x in v if isinstance(v, tuple | list) else (v,):
+                if is_dataclass(x):
+                    out.extend(_selectors(x))
+    return out
 
 
 def summarize(reports: list[FileReport]) -> Counter[str]:
