@@ -52,7 +52,7 @@ class Server:
             max_workers=max(1, opts.scrape_threads), thread_name_prefix="scrape"
         )
         self.scraper = ScrapeManager(db, self.scrape_pool, self.metadata)
-        self.remote_write = RemoteWriteManager(db.head.labels_of)
+        self.remote_write = RemoteWriteManager(db.head.labels_of, self.metadata.latest)
         db.commit_listeners.append(self.remote_write.on_commit)
         self.lifecycle = Lifecycle(enabled=opts.enable_lifecycle, reload=self.reload)
         self.stopped = asyncio.Event()

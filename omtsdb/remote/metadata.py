@@ -53,6 +53,15 @@ class MetadataStore:
             while len(entries) > self.max_per_metric:
                 del entries[next(iter(entries))]
 
+    def latest(self) -> dict[str, tuple[str, str, str]]:
+        """The newest (type, help, unit) of every family (what remote write sends upstream)."""
+        with self._lock:
+            out = {}
+            for name, entries in self._by_name.items():
+                md = next(reversed(entries))
+                out[name] = (md.type, md.help, md.unit)
+            return out
+
     def __len__(self) -> int:
         return len(self._by_name)
 

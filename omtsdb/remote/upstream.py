@@ -29,13 +29,27 @@ from omtsdb.config.model import RemoteWriteConfig
 from omtsdb.config.relabel import relabel
 from omtsdb.model.labels import Labels
 from omtsdb.model.samples import F64, I64
-from omtsdb.remote.build import write_request_v1
+from omtsdb.remote.build import write_request_v1, write_request_v2
 from omtsdb.remote.wire import snappy_encode
 from omtsdb.scrape.http import auth_header
 
 log = logging.getLogger(__name__)
 
 LabelsOf = Callable[[int], "Labels | None"]
+# family -> (type, help, unit), e.g. from the metadata store that scrapes fill
+MetadataSource = Callable[[], dict[str, tuple[str, str, str]]]
+RW2 = "io.prometheus.write.v2.Request"
+# MetricMetadata.MetricType / Metadata.MetricType (the same numbers in 1.0 and 2.0)
+METRIC_TYPES = {
+    "unknown": 0,
+    "counter": 1,
+    "gauge": 2,
+    "histogram": 3,
+    "gaugehistogram": 4,
+    "summary": 5,
+    "info": 6,
+    "stateset": 7,
+}
 
 
 @dataclass(slots=True)
@@ -50,11 +64,17 @@ class QueueStats:
 
 class WriteQueue:
     def __init__(
-        self, cfg: RemoteWriteConfig, labels_of: LabelsOf, external: Labels | None = None
+        self,
+        cfg: RemoteWriteConfig,
+        labels_of: LabelsOf,
+        external: Labels | None = None,
+        metadata: MetadataSource | None = None,
     ) -> None:
         self.cfg = cfg
         self.labels_of = labels_of
         self.external = external or Labels()
+        self.metadata = metadata if cfg.send_metadata else None
+        self.v2 = cfg.protobuf_message == RW2
         self.stats = QueueStats()
         qc = cfg.queue_config
         self._q: queue.Queue[tuple[I64, I64, F64] | None] = queue.Queue(
@@ -111,9 +131,13 @@ class WriteQueue:
         parts: list[tuple[I64, I64, F64]] = []
         pending = 0
         deadline = time.monotonic() + qc.batch_send_deadline_ms / 1000
+        next_metadata = time.monotonic() + min(5.0, self.cfg.metadata_send_interval_ms / 1000)
         closing = False
         while True:
-            timeout = max(0.0, deadline - time.monotonic())
+            if self.metadata is not None and not self.v2 and time.monotonic() >= next_metadata:
+                self._send_metadata()
+                next_metadata = time.monotonic() + self.cfg.metadata_send_interval_ms / 1000
+            timeout = max(0.0, min(deadline, next_metadata) - time.monotonic())
             try:
                 item = self._q.get(timeout=timeout) if not closing else self._q.get_nowait()
             except queue.Empty:
@@ -167,17 +191,35 @@ class WriteQueue:
             n += b - a
         if not series:
             return
-        body = snappy_encode(write_request_v1(series))
+        if self.v2:
+            md = self.metadata() if self.metadata is not None else {}
+            typed = {k: (METRIC_TYPES.get(t, 0), h, u) for k, (t, h, u) in md.items()}
+            body = snappy_encode(write_request_v2(series, typed))
+        else:
+            body = snappy_encode(write_request_v1(series))
         self._post(body, n)
+
+    def _send_metadata(self) -> None:
+        """Remote write 1.0 carries metadata in requests of its own, re-sent every
+        ``metadata_send_interval`` (2.0 attaches it to the series)."""
+        assert self.metadata is not None
+        items = [
+            (name, METRIC_TYPES.get(t, 0), h, u) for name, (t, h, u) in self.metadata().items()
+        ]
+        step = max(1, self.cfg.metadata_max_samples_per_send)
+        for a in range(0, len(items), step):
+            self._post(snappy_encode(write_request_v1((), items[a : a + step])), 0)
 
     def _post(self, body: bytes, n: int) -> None:
         qc = self.cfg.queue_config
         backoff = qc.min_backoff_ms / 1000
         headers = {
             "Content-Encoding": "snappy",
-            "Content-Type": "application/x-protobuf",
+            "Content-Type": f"application/x-protobuf;proto={RW2}"
+            if self.v2
+            else "application/x-protobuf",
             "User-Agent": f"omtsdb/{__version__}",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
+            "X-Prometheus-Remote-Write-Version": "2.0.0" if self.v2 else "0.1.0",
             **dict(self.cfg.headers),
         }
         auth = auth_header(self.cfg.http)
@@ -211,8 +253,9 @@ class WriteQueue:
 class RemoteWriteManager:
     """All ``remote_write`` queues; ``apply`` swaps them on reload."""
 
-    def __init__(self, labels_of: LabelsOf) -> None:
+    def __init__(self, labels_of: LabelsOf, metadata: MetadataSource | None = None) -> None:
         self.labels_of = labels_of
+        self.metadata = metadata
         self.queues: dict[tuple[RemoteWriteConfig, Labels], WriteQueue] = {}
         self._lock = threading.Lock()
 
@@ -223,7 +266,11 @@ class RemoteWriteManager:
             for c in cfgs:
                 key = (c, external)
                 kept = old.pop(key, None)
-                new[key] = kept if kept is not None else WriteQueue(c, self.labels_of, external)
+                new[key] = (
+                    kept
+                    if kept is not None
+                    else WriteQueue(c, self.labels_of, external, self.metadata)
+                )
             self.queues = new
         for q in old.values():
             q.close()

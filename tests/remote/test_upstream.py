@@ -144,3 +144,43 @@ def test_refused_batches_are_dropped_and_relabel_applies() -> None:
     finally:
         mgr.close()
         up.close()
+
+
+def test_metadata_and_remote_write_2() -> None:
+    from omtsdb.remote.routes import REMOTE
+
+    up = Upstream()
+    src = DB.open(None, DBOptions())
+    md = {"m_total": ("counter", "Things done.", ""), "g": ("gauge", "A level.", "bytes")}
+    mgr = RemoteWriteManager(src.head.labels_of, lambda: md)
+    src.commit_listeners.append(mgr.on_commit)
+    try:
+        c1 = cfg(up.url, metadata_send_interval_ms=100, name="v1")
+        c2 = cfg(up.url, protobuf_message="io.prometheus.write.v2.Request", name="v2")
+        mgr.apply((c1,), Labels())
+        store = up.server.app[REMOTE].metadata
+        # remote write 1.0: metadata in requests of its own
+        assert wait_for(lambda: len(store) == 2)
+        assert store.query()["g"] == [{"type": "gauge", "help": "A level.", "unit": "bytes"}]
+        # remote write 2.0: the samples and the series' metadata in one request
+        mgr.apply((c2,), Labels({"via": "v2"}))
+        app = src.appender()
+        app.append_columns(
+            [Labels({"__name__": "m_total", "job": "a"})],
+            np.zeros(2, np.int64),
+            np.array([1000, 2000]),
+            np.array([1.0, 2.0]),
+        )
+        app.commit()
+        want = {
+            Labels({"__name__": "m_total", "job": "a", "via": "v2"}): [
+                (1000, bits(1.0)),
+                (2000, bits(2.0)),
+            ]
+        }
+        assert wait_for(lambda: read(up.db, "m_total") == want)
+        (q,) = mgr.queues.values()
+        assert q.v2 and q.stats.samples_sent == 2
+    finally:
+        mgr.close()
+        up.close()
