@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.api.test_peer_prometheus import free_port
 from tests.conftest import ROOT, peer_bin
 from tests.remote.test_peer_remote import _proc, _prometheus
@@ -204,7 +206,8 @@ def test_lifecycle_disabled_and_bad_config_at_start(tmp_path: Path) -> None:
     assert "scrape_intervall" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_omtsdb_remote_writes_to_a_real_prometheus(tmp_path: Path) -> None:
+@pytest.mark.parametrize("message", ["prometheus.WriteRequest", "io.prometheus.write.v2.Request"])
+def test_omtsdb_remote_writes_to_a_real_prometheus(tmp_path: Path, message: str) -> None:
     ne_port, om_port, pr_port = free_port(), free_port(), free_port()
     cfg = tmp_path / "omtsdb.yml"
     cfg.write_text(f"""
@@ -218,6 +221,7 @@ scrape_configs:
 remote_write:
   - url: http://127.0.0.1:{pr_port}/api/v1/write
     queue_config: {{batch_send_deadline: 200ms}}
+    protobuf_message: {message}
     write_relabel_configs:
       - source_labels: [__name__]
         regex: 'node_cpu_seconds_total|up'
