@@ -80,6 +80,44 @@ REMOTE_READ_QUERIES = Gauge(
     "handler.",
 )
 
+# -- remote write to upstreams (omtsdb.remote.upstream) -----------------------------------------
+_RW_LABELS = ("remote_name", "url")
+UPSTREAM_SAMPLES = Counter(
+    "prometheus_remote_storage_samples_total",
+    "Total number of samples sent to remote storage.",
+    _RW_LABELS,
+)
+UPSTREAM_FAILED = Counter(
+    "prometheus_remote_storage_samples_failed_total",
+    "Total number of samples which failed on send to remote storage, non-recoverable errors.",
+    _RW_LABELS,
+)
+UPSTREAM_RETRIED = Counter(
+    "prometheus_remote_storage_samples_retried_total",
+    "Total number of samples which failed on send to remote storage but were retried because "
+    "the send error was recoverable.",
+    _RW_LABELS,
+)
+UPSTREAM_DROPPED = Counter(
+    "prometheus_remote_storage_samples_dropped_total",
+    "Total number of samples which were dropped after being read from the WAL before being "
+    "sent via remote write, either via relabelling, due to being too old or unintentionally "
+    "because of an unknown reference ID.",
+    _RW_LABELS,
+)
+
+# -- scraping (omtsdb.scrape) --------------------------------------------------------------------
+SCRAPES = Counter(
+    "omtsdb_target_scrapes_total",
+    "Scrapes made, by scrape pool and outcome (up or down).",
+    ("scrape_job", "health"),
+)
+SCRAPE_SAMPLES = Counter(
+    "omtsdb_target_scrape_samples_total",
+    "Samples appended by scrapes, after metric relabeling, by scrape pool.",
+    ("scrape_job",),
+)
+
 # -- storage ------------------------------------------------------------------------------------
 WAL_FSYNC = Summary("prometheus_tsdb_wal_fsync_duration_seconds", "Duration of write log fsync.")
 

@@ -29,6 +29,12 @@ from omtsdb.config.model import RemoteWriteConfig
 from omtsdb.config.relabel import relabel
 from omtsdb.model.labels import Labels
 from omtsdb.model.samples import F64, I64
+from omtsdb.obs.metrics import (
+    UPSTREAM_DROPPED,
+    UPSTREAM_FAILED,
+    UPSTREAM_RETRIED,
+    UPSTREAM_SAMPLES,
+)
 from omtsdb.remote.build import write_request_v1, write_request_v2
 from omtsdb.remote.wire import snappy_encode
 from omtsdb.scrape.http import auth_header
@@ -76,6 +82,11 @@ class WriteQueue:
         self.metadata = metadata if cfg.send_metadata else None
         self.v2 = cfg.protobuf_message == RW2
         self.stats = QueueStats()
+        rn = (cfg.name or cfg.url, cfg.url)
+        self._m_sent = UPSTREAM_SAMPLES.labels(*rn)
+        self._m_failed = UPSTREAM_FAILED.labels(*rn)
+        self._m_retried = UPSTREAM_RETRIED.labels(*rn)
+        self._m_dropped = UPSTREAM_DROPPED.labels(*rn)
         qc = cfg.queue_config
         self._q: queue.Queue[tuple[I64, I64, F64] | None] = queue.Queue(
             maxsize=max(1, qc.capacity // 100)
@@ -100,6 +111,7 @@ class WriteQueue:
                     old = self._q.get_nowait()
                     if old is not None:
                         self.stats.samples_dropped += int(old[0].size)
+                        self._m_dropped.inc(int(old[0].size))
                 except queue.Empty:
                     pass
 
@@ -184,6 +196,7 @@ class WriteQueue:
             lb = self._resolve(int(refs[a]))
             if lb is None:
                 self.stats.samples_dropped += b - a
+                self._m_dropped.inc(b - a)
                 continue
             series.append(
                 (lb.to_dict(), list(zip(ts[a:b].tolist(), vs[a:b].tolist(), strict=True)))
@@ -232,20 +245,24 @@ class WriteQueue:
                 with urllib.request.urlopen(req, timeout=self.cfg.remote_timeout_ms / 1000):
                     pass
                 self.stats.samples_sent += n
+                self._m_sent.inc(n)
                 return
             except urllib.error.HTTPError as e:
                 msg = e.read(512).decode("utf-8", "replace").strip()
                 self.stats.last_error = f"server returned HTTP status {e.code}: {msg}"
                 if e.code < 500 and e.code != 429:
                     self.stats.samples_failed += n
+                    self._m_failed.inc(n)
                     log.warning("remote write to %s refused: %s", self.cfg.url, msg)
                     return
             except (urllib.error.URLError, OSError) as e:
                 self.stats.last_error = str(e)
             if self._stop.is_set() and backoff >= qc.max_backoff_ms / 1000:
                 self.stats.samples_failed += n  # shutting down: give up after one long wait
+                self._m_failed.inc(n)
                 return
             self.stats.samples_retried += n
+            self._m_retried.inc(n)
             time.sleep(backoff)
             backoff = min(backoff * 2, qc.max_backoff_ms / 1000)
 

@@ -28,6 +28,7 @@ from omtsdb.errors import OmtsdbError
 from omtsdb.model.exposition import NO_TS, Format, parse
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import STALE_NAN
+from omtsdb.obs.metrics import SCRAPE_SAMPLES, SCRAPES
 from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.http import ScrapeClient, ScrapeFailed
 from omtsdb.scrape.target import Target
@@ -181,6 +182,9 @@ class ScrapeLoop:
         )
         t = self.target
         t.health = "down" if res.error else "up"
+        SCRAPES.labels(t.scrape_pool, t.health).inc()
+        if res.post_relabel:
+            SCRAPE_SAMPLES.labels(t.scrape_pool).inc(res.post_relabel)
         t.last_error = res.error
         t.last_scrape_ms = start_ms
         t.last_duration_s = time.perf_counter() - t0
