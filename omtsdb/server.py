@@ -62,7 +62,13 @@ class Server:
         self.port = opts.port
 
     def load(self) -> Config:
-        return load_config(self.opts.config_file) if self.opts.config_file else Config()
+        cfg = load_config(self.opts.config_file) if self.opts.config_file else Config()
+        if cfg.rule_files or cfg.alerting.alertmanagers:
+            log.warning(
+                "rule_files/alerting are validated but not acted on: omtsdb does not evaluate "
+                "rules or send alerts yet"
+            )
+        return cfg
 
     def _routes(self, app: web.Application) -> None:
         register_scrape_routes(app, self.scraper)
