@@ -267,3 +267,44 @@ remote_write:
             _wait_for(same_value)
         except AssertionError:
             raise AssertionError(f"answers differ: {seen}") from None
+
+
+def test_sigterm_keeps_what_was_acknowledged(tmp_path: Path) -> None:
+    """Samples acknowledged over remote write and scraped ones survive a SIGTERM and restart."""
+    from omtsdb.remote.build import snappy, write_request_v1
+
+    port = free_port()
+    cfg = tmp_path / "omtsdb.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n"
+        f"  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    )
+    now = int(time.time() * 1000)
+    body = snappy(write_request_v1([({"__name__": "acked", "k": "v"}, [(now - 1000, 1.5)])]))
+    args = _serve_args(tmp_path, port, cfg)
+    with _proc(args, f"http://127.0.0.1:{port}/-/ready", _env()) as p:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/write",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0",
+            },
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 204
+        _wait_for(lambda: _get(port, "/api/v1/query", query='up{job="self"}')["data"]["result"])
+        scraped = _get(port, "/api/v1/query", query="count(up)")["data"]["result"][0]["value"][1]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    cfg.write_text("global: {scrape_interval: 1h}\n")
+    with _proc(args, f"http://127.0.0.1:{port}/-/ready", _env()):
+        got = _get(port, "/api/v1/query", query="acked", time=str(now / 1000))["data"]["result"]
+        assert [(x["metric"], x["value"][1]) for x in got] == [
+            ({"__name__": "acked", "k": "v"}, "1.5")
+        ]
+        # the scraped series are back (within the 5 m lookback of the last scrape)
+        again = _get(port, "/api/v1/query", query="count(up)")["data"]["result"]
+        assert again[0]["value"][1] == scraped
