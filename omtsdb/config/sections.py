@@ -23,6 +23,7 @@ from omtsdb.config.model import (
     TLSConfig,
 )
 from omtsdb.config.relabel import (
+    ACTIONS,
     DEFAULT_REGEX,
     DEFAULT_REPLACEMENT,
     DEFAULT_SEPARATOR,
@@ -276,7 +277,7 @@ def relabel_config(node: Node) -> RelabelConfig:
     action = s.string("action", "replace")
     if s.has("action") and not is_null(s.get("action")):
         action = action.lower()
-        if action not in _ACTIONS:
+        if action not in ACTIONS:
             raise YamlError(f"unknown relabel action {go_quote(s.string('action'))}")
     # ``regex: null`` leaves Go's zero Regexp, which Prometheus turns into the empty regex.
     regex = s.string("regex", DEFAULT_REGEX)
@@ -298,23 +299,6 @@ def relabel_config(node: Node) -> RelabelConfig:
     except ValueError as e:
         raise YamlError(str(e)) from None
     return cfg
-
-
-_ACTIONS = frozenset(
-    (
-        "replace",
-        "keep",
-        "drop",
-        "keepequal",
-        "dropequal",
-        "hashmod",
-        "labelmap",
-        "labeldrop",
-        "labelkeep",
-        "lowercase",
-        "uppercase",
-    )
-)
 
 
 # --- service discovery ---------------------------------------------------------------------
