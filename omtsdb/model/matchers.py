@@ -59,6 +59,8 @@ def compile_anchored(pattern: str) -> Callable[[str], bool]:
         rx = re2.compile("^(?:" + pattern + ")$", options=opts)
     except re2.error as e:
         raise BadDataError(f"error parsing regexp: {_go_regexp_error(e, pattern)}") from None
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (a "\xff" escape): as Go's regexp
+        raise BadDataError(f"error parsing regexp: invalid UTF-8: `{pattern}`") from None
     match = rx.match
 
     def pred(s: str) -> bool:

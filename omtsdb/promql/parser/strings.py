@@ -47,7 +47,7 @@ def unquote(tok: str) -> str:
                 raise ValueError("invalid escape sequence")
             cp = int(h, 16)
             if e == "x":
-                out.append(chr(cp))  # a byte; Go keeps it raw, we map it to the code point
+                out.append(_byte(cp))
             else:
                 if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
                     raise ValueError("invalid escape sequence")
@@ -57,8 +57,18 @@ def unquote(tok: str) -> str:
             o = body[i + 1 : i + 4]
             if len(o) != 3 or any(ch not in "01234567" for ch in o) or int(o, 8) > 255:
                 raise ValueError("invalid escape sequence")
-            out.append(chr(int(o, 8)))
+            out.append(_byte(int(o, 8)))
             i += 4
         else:
             raise ValueError(f"unknown escape sequence: \\{e}")
-    return "".join(out)
+    s = "".join(out)
+    if any("\udc80" <= c <= "\udcff" for c in s):
+        # \x and octal escapes are bytes, as in Go: consecutive ones may spell UTF-8
+        # ("\xc3\xbc" is "ü"); bytes that are not UTF-8 stay as surrogate escapes, which
+        # label-name checks refuse and the JSON writer prints as U+FFFD, as Go's does
+        s = s.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    return s
+
+
+def _byte(b: int) -> str:
+    return chr(b) if b < 0x80 else chr(0xDC00 + b)
