@@ -14,7 +14,7 @@ import numpy as np
 
 from omtsdb.errors import ExecutionError
 from omtsdb.model.exposition.floats import format_go_f, format_go_g
-from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
+from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name, quote
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import Block
@@ -205,7 +205,7 @@ def _quantile_cols(q: F64, sub: F64, mask: np.ndarray) -> F64:
 
 def _count_values(blk: Block, label: str, grouping: tuple[str, ...], without: bool) -> Block:
     if not is_valid_label_name(label):
-        raise ExecutionError(f"invalid label name {label!r}")
+        raise ExecutionError(f"invalid label name {quote(label)}")
     n = blk.nsteps
     glabels, gid = _groups(blk, grouping, without)
     r, c = np.nonzero(blk.mask)
