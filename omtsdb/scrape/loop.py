@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,11 +26,12 @@ import numpy as np
 from omtsdb.config.model import ScrapeConfig
 from omtsdb.config.relabel import relabel
 from omtsdb.errors import OmtsdbError
-from omtsdb.model.exposition import NO_TS, Format, parse
+from omtsdb.model.exposition import NO_TS, Exposition, Format, parse
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import STALE_NAN
 from omtsdb.obs.metrics import SCRAPE_SAMPLES, SCRAPES
 from omtsdb.remote.metadata import MetadataStore
+from omtsdb.scrape.fastparse import Skeleton, reparse, skeleton_of
 from omtsdb.scrape.http import ScrapeClient, ScrapeFailed
 from omtsdb.scrape.target import Target
 from omtsdb.tsdb.appender import AppendReport
@@ -98,6 +100,16 @@ def _dial_error(e: aiohttp.ClientConnectorError) -> str:
     return f"dial tcp {addr}: {e.os_error.strerror or e.os_error}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    series: list[Labels]  # the parsed page's series list this was computed for (by identity)
+    kept: list[Labels]  # stored labels of the series kept by metric relabeling
+    idx: np.ndarray  # per kept sample, its index into ``kept``
+    sample_mask: np.ndarray | None  # which samples are kept (None: all)
+    all_series: frozenset[Labels]
+    label_error: str  # a label limit the page breaks ("" when none)
+
+
 class ScrapeLoop:
     def __init__(
         self,
@@ -117,8 +129,11 @@ class ScrapeLoop:
         self.metadata = metadata
         self.now_ms = now_ms
         self._known: dict[str, Labels] = {}  # series text -> parsed labels
+        self._skeleton: Skeleton | None = None  # the last text page without its values
+        self._prepared: _Prepared | None = None
         self._cache: dict[Labels, Labels | None] = {}  # scraped series -> stored (None: dropped)
-        self.previous: set[Labels] = set()  # series written (no explicit ts) by the last scrape
+        # series written (without explicit timestamps) by the last scrape
+        self.previous: AbstractSet[Labels] = frozenset()
         self._task: asyncio.Task[None] | None = None
         self._report_labels = tuple(target.labels.set(METRIC_NAME, n) for n in REPORT_NAMES)
 
@@ -138,7 +153,7 @@ class ScrapeLoop:
         if stale:
             now = self.now_ms()
             stale_series = [*self.previous, *self._report_labels]
-            self.previous = set()
+            self.previous = frozenset()
             await asyncio.get_running_loop().run_in_executor(
                 self.executor, self._append_stale, stale_series, now
             )
@@ -231,17 +246,20 @@ class ScrapeLoop:
         idx = np.empty(0, np.int64)
         ts = np.empty(0, np.int64)
         vs = np.empty(0, np.float64)
-        current: set[Labels] = set()
+        current: AbstractSet[Labels] = frozenset()
         if not err:
             try:
                 series, idx, ts, vs, current = self._samples(body, fmt, start_ms, res)
             except OmtsdbError as e:
                 res.error = str(e)
         if res.error:
-            series, idx, ts, vs, current = [], idx[:0], ts[:0], vs[:0], set()
+            series, idx, ts, vs, current = [], idx[:0], ts[:0], vs[:0], frozenset()
             res.scraped = res.post_relabel = res.added = 0
-        res.added = len(current - self.previous) if not res.error else 0
-        gone = [lb for lb in self.previous if lb not in current]
+        if current is self.previous:  # the same page shape as last time
+            res.added, gone = 0, []
+        else:
+            res.added = len(current - self.previous) if not res.error else 0
+            gone = [lb for lb in self.previous if lb not in current]
         self.previous = current
         # staleness markers and the report series join the same batch
         n = len(series)
@@ -272,14 +290,45 @@ class ScrapeLoop:
 
     def _samples(
         self, body: bytes, fmt: Format | None, start_ms: int, res: ScrapeResult
-    ) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray, set[Labels]]:
-        if len(self._known) > 200_000:
-            self._known.clear()
-        e = parse(body, fmt, known_series=self._known)
+    ) -> tuple[list[Labels], np.ndarray, np.ndarray, np.ndarray, AbstractSet[Labels]]:
+        e = reparse(body, self._skeleton) if fmt == "text" and self._skeleton else None
+        if e is None:  # the page changed shape (or is the first): the full parser
+            if len(self._known) > 200_000:
+                self._known.clear()
+            e = parse(body, fmt, known_series=self._known)
+            self._skeleton = skeleton_of(body, e) if fmt == "text" else None
+            if self.metadata is not None:
+                for fam, md in e.metadata.items():
+                    self.metadata.add(fam, md.type, md.help, md.unit)
         res.scraped = len(e)
-        if self.metadata is not None:
-            for fam, md in e.metadata.items():
-                self.metadata.add(fam, md.type, md.help, md.unit)
+        prep = self._prepared
+        if prep is None or prep.series is not e.series:
+            prep = self._prepared = self._prepare(e)
+        idx, ts, vs = prep.idx, e.ts, e.vs
+        if prep.sample_mask is not None:
+            ts, vs = ts[prep.sample_mask], vs[prep.sample_mask]
+        res.post_relabel = int(idx.size)
+        if self.cfg.sample_limit and res.post_relabel > self.cfg.sample_limit:
+            raise LimitError("sample limit exceeded")
+        if prep.label_error:
+            raise LimitError(prep.label_error)
+        no_ts = ts == NO_TS
+        if not self.cfg.honor_timestamps:
+            ts = np.full(ts.shape, start_ms, np.int64)
+            no_ts = np.ones(ts.shape, np.bool_)
+        elif no_ts.all():
+            ts = np.full(ts.shape, start_ms, np.int64)
+        elif no_ts.any():
+            ts = np.where(no_ts, start_ms, ts)
+        # staleness tracks series whose samples carry the scrape's time (or all, if asked)
+        current: AbstractSet[Labels] = prep.all_series
+        if not (self.cfg.track_timestamps_staleness or no_ts.all()):
+            current = {prep.kept[i] for i in np.unique(idx[no_ts]).tolist()}
+        return prep.kept, idx, ts, vs, current
+
+    def _prepare(self, e: Exposition) -> _Prepared:
+        """What a page's series list turns into (stored labels, sample selection), computed
+        once per distinct page shape."""
         cache = self._cache
         stored: list[Labels | None] = []
         for s in e.series:
@@ -291,35 +340,25 @@ class ScrapeLoop:
                 cache[s] = lb
             stored.append(lb)
         keep_series = np.fromiter((x is not None for x in stored), np.bool_, len(stored))
-        idx, ts, vs = e.series_idx, e.ts, e.vs
+        idx = e.series_idx
+        mask = None
         if not keep_series.all():
-            m = keep_series[idx]
-            idx, ts, vs = idx[m], ts[m], vs[m]
-        res.post_relabel = int(idx.size)
-        if self.cfg.sample_limit and res.post_relabel > self.cfg.sample_limit:
-            raise LimitError("sample limit exceeded")
+            mask = keep_series[idx]
+            idx = idx[mask]
         kept: list[Labels] = [x for x in stored if x is not None]
         remap = np.cumsum(keep_series, dtype=np.int64) - 1
-        idx = remap[idx]
+        err = ""
         if (
             self.cfg.label_limit
             or self.cfg.label_name_length_limit
             or (self.cfg.label_value_length_limit)
         ):
-            for lb in kept:
-                self._check_labels(lb)
-        no_ts = ts == NO_TS
-        if not self.cfg.honor_timestamps:
-            ts = np.full(ts.shape, start_ms, np.int64)
-            no_ts = np.ones(ts.shape, np.bool_)
-        elif no_ts.any():
-            ts = np.where(no_ts, start_ms, ts)
-        # staleness tracks series whose samples carry the scrape's time (or all, if asked)
-        if self.cfg.track_timestamps_staleness or no_ts.all():
-            current = set(kept)
-        else:
-            current = {kept[i] for i in np.unique(idx[no_ts]).tolist()}
-        return kept, idx, ts, vs, current
+            try:
+                for lb in kept:
+                    self._check_labels(lb)
+            except LimitError as ex:
+                err = str(ex)
+        return _Prepared(e.series, kept, remap[idx], mask, frozenset(kept), err)
 
     def _append_stale(self, series: list[Labels], at_ms: int) -> None:
         if not series:
