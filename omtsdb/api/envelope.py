@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from omtsdb.api.matrixjson import matrix_json, vector_json
 from omtsdb.errors import OmtsdbError
-from omtsdb.model.exposition.floats import format_go_f, format_json_sample, format_json_samples
-from omtsdb.model.samples import I64
-from omtsdb.promql.value import Matrix, QueryStats, Result, Scalar, String, Vector
+from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import SeriesData
 
 _dumps = orjson.dumps
@@ -30,17 +30,6 @@ def ts_json(ms: int) -> str:
     return f"{q}.{r:03d}".rstrip("0")
 
 
-def ts_json_many(ms: I64) -> list[str]:
-    """``ts_json`` for an array; whole seconds (the usual step grid) take a fast path."""
-    if ms.size and not np.any(ms % 1000) and ms.min() >= 0:
-        return [str(q) for q in (ms // 1000).tolist()]
-    return [ts_json(t) for t in ms.tolist()]
-
-
-def _metric(labels: Any) -> str:
-    return _dumps(dict(labels)).decode()
-
-
 def _str(v: str) -> str:
     return _dumps(v).decode()
 
@@ -52,22 +41,19 @@ def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
     if isinstance(value, String):
         return "string", f"[{ts_json(value.t)},{_str(value.v)}]"
     if value and isinstance(value[0], SeriesData):
-        parts = []
-        for s in value:
-            assert isinstance(s, SeriesData)
-            pts = ",".join(
-                f'[{t},"{v}"]'
-                for t, v in zip(ts_json_many(s.ts), format_json_samples(s.vs.tolist()), strict=True)
-            )
-            parts.append(f'{{"metric":{_metric(s.labels)},"values":[{pts}]}}')
-        return "matrix", "[" + ",".join(parts) + "]"
-    parts = []
-    for smp in value:
-        parts.append(
-            f'{{"metric":{_metric(smp.labels)},"value":[{ts_json(smp.t)},'  # type: ignore[union-attr]
-            f'"{format_json_sample(smp.v)}"]}}'  # type: ignore[union-attr]
-        )
-    return "vector", "[" + ",".join(parts) + "]"
+        series: list[SeriesData] = value
+        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
+        ts = np.concatenate([s.ts for s in series])
+        vs = np.concatenate([s.vs for s in series])
+        metrics = [_dumps(dict(s.labels)) for s in series]
+        return "matrix", matrix_json(metrics, lens, ts, vs).decode()
+    if not value:
+        return "vector", "[]"
+    samples: list[Sample] = value  # type: ignore[assignment]
+    metrics = [_dumps(dict(smp.labels)) for smp in samples]
+    t = np.fromiter((smp.t for smp in samples), np.int64, len(samples))
+    v = np.fromiter((smp.v for smp in samples), np.float64, len(samples))
+    return "vector", vector_json(metrics, t, v).decode()
 
 
 def _stats_json(st: QueryStats) -> str:
