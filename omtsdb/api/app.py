@@ -137,17 +137,17 @@ async def query(req: web.Request) -> web.Response:
     lb = _lookback(p)
     stats = _one(p, "stats") is not None
     try:
-        res = await _run_query(
+        body = await _run_query(
             st,
-            lambda: st.engine.instant_query(
-                st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb
+            lambda: query_success(
+                st.engine.instant_query(st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb)
             ),
         )
     except OmtsdbError as e:
         if type(e).__name__ == "ParseError":
             raise BadDataError(f'invalid parameter "query": {e}') from None
         raise
-    return _json(query_success(res))
+    return _json(body)
 
 
 async def query_range(req: web.Request) -> web.Response:
@@ -173,17 +173,20 @@ async def query_range(req: web.Request) -> web.Response:
     q = _one(p, "query") or ""
     stats = _one(p, "stats") is not None
     try:
-        res = await _run_query(
+        body = await _run_query(
             st,
-            lambda: st.engine.range_query(
-                st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
+            lambda: query_success(
+                st.engine.range_query(
+                    st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
+                ),
+                matrix_for_range=True,
             ),
         )
     except OmtsdbError as e:
         if type(e).__name__ == "ParseError" or str(e).startswith("invalid expression type"):
             raise BadDataError(f'invalid parameter "query": {e}') from None
         raise
-    return _json(query_success(res, matrix_for_range=True))
+    return _json(body)
 
 
 async def format_query(req: web.Request) -> web.Response:

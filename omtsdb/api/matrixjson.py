@@ -1,10 +1,11 @@
-"""Vectorised JSON text for large vector and matrix answers.
+"""Fast JSON text for vector and matrix answers.
 
 Sample values are written as Prometheus writes them (see ``format_json_sample``): orjson's
 shortest round-trip digits are the same digits, so every value orjson writes without an
 exponent only loses a trailing ``.0``; values it writes with an exponent, and NaN/Inf (which
-it writes as ``null``), take the exact slow path. The text of all points is then assembled in
-one byte array by index arithmetic instead of one Python string per point.
+it writes as ``null``), take the exact slow path. Whole arrays go through orjson at once and
+are cut and glued with ``bytes.replace``/``split``/``join``, so no Python code runs per point
+(except for the rare slow-path values).
 """
 
 from __future__ import annotations
@@ -14,57 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from omtsdb.model.exposition.floats import format_go_f, format_json_sample
+from omtsdb.model.exposition.floats import format_go_f, format_json_sample, format_json_samples
 from omtsdb.model.samples import F64, I64
 
-U8 = np.ndarray[tuple[int], np.dtype[np.uint8]]
-# A run of strings: one byte buffer, and each string's start and length in it.
-Strings = tuple[U8, I64, I64]
-
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_COMMA, _DOT, _ZERO = ord(","), ord("."), ord("0")
-_E, _N = ord("e"), ord("n")
-
-
-def _split(buf: bytes) -> Strings:
-    """The elements of an orjson-written flat array ``[a,b,...]`` (no nested arrays)."""
-    u = np.frombuffer(buf, np.uint8)
-    commas = np.flatnonzero(u == _COMMA)
-    starts = np.concatenate(([1], commas + 1)).astype(np.int64)
-    ends = np.concatenate((commas, [u.size - 1])).astype(np.int64)
-    return u, starts, ends - starts
-
-
-def _append(base: Strings, idx: I64, texts: Sequence[str]) -> Strings:
-    """Replace the strings at ``idx`` by ``texts`` (appended to the buffer)."""
-    u, starts, lens = base
-    extra = "".join(texts).encode()
-    xl = np.fromiter((len(t) for t in texts), np.int64, len(texts))
-    xs = np.concatenate(([0], np.cumsum(xl)[:-1])) + u.size
-    starts, lens = starts.copy(), lens.copy()
-    starts[idx] = xs
-    lens[idx] = xl
-    return np.concatenate((u, np.frombuffer(extra, np.uint8))), starts, lens
-
-
-def sample_strings(vs: F64) -> Strings:
-    """``format_json_sample`` of every value, as a run of strings."""
-    if vs.size == 0:
-        return np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int64)
-    u, starts, lens = _split(orjson.dumps(np.ascontiguousarray(vs, np.float64), option=_NUMPY))
-    ends = starts + lens
-    # drop a trailing ".0" (orjson writes integral values as "1.0", Go as "1")
-    dot0 = (lens >= 3) & (u[ends - 2] == _DOT) & (u[ends - 1] == _ZERO)
-    lens = lens - 2 * dot0
-    # exponent forms and null (NaN, +-Inf): the exact slow path
-    special = (u == _E) | (u == _N)
-    if special.any():
-        cs = np.concatenate(([0], np.cumsum(special)))
-        slow = np.flatnonzero(cs[ends] != cs[starts])
-        if slow.size:
-            texts = [format_json_sample(v) for v in vs[slow].tolist()]
-            return _append((u, starts, lens), slow, texts)
-    return u, starts, lens
+_SEP = b"\x00"  # never in orjson's number output
+_SMALL = 64  # fewer points than this: plain Python is quicker than the array passes
 
 
 def _ts_text(ms: int) -> str:
@@ -76,48 +32,89 @@ def _ts_text(ms: int) -> str:
     return f"{q}.{r:03d}".rstrip("0")
 
 
-def timestamp_strings(ms: I64) -> Strings:
-    """Timestamps in seconds as Prometheus's JSON writes them, as a run of strings."""
-    if ms.size == 0:
-        return np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int64)
+def _runs(body: bytes) -> tuple[I64, I64]:
+    """Start and length of each comma-separated element of ``body``."""
+    commas = np.flatnonzero(np.frombuffer(body, np.uint8) == 44)
+    starts = np.concatenate(([0], commas + 1))
+    lens = np.concatenate((commas, [len(body)])) - starts
+    return starts, lens
+
+
+def _fill(idx: np.ndarray, col: int, starts: I64, lens: I64, width: int) -> None:
+    """Columns ``col:col+width`` of ``idx``: byte indices of each element; past its end, the
+    index of the NUL byte that follows it."""
+    view = idx[:, col : col + width]
+    np.add(starts[:, None], np.arange(width, dtype=idx.dtype), out=view)
+    if int(lens.min()) < width:
+        np.minimum(view, (starts + lens)[:, None], out=view)
+
+
+def timestamps_body(ms: I64) -> bytes:
+    """Timestamps in seconds as Prometheus's JSON writes them, comma separated."""
     if not np.any(ms % 1000) and ms.min() >= 0:
-        return _split(orjson.dumps(np.ascontiguousarray(ms // 1000, np.int64), option=_NUMPY))
+        return orjson.dumps(np.ascontiguousarray(ms // 1000, np.int64), option=_NUMPY)[1:-1]
     uniq, inv = np.unique(ms, return_inverse=True)
     texts = [_ts_text(t) for t in uniq.tolist()]
-    lens = np.fromiter((len(t) for t in texts), np.int64, len(texts))
-    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    u = np.frombuffer("".join(texts).encode(), np.uint8)
-    inv = inv.reshape(-1)
-    return u, starts[inv], lens[inv]
+    return ",".join([texts[i] for i in inv.reshape(-1).tolist()]).encode()
 
 
-def _place(out: U8, dst: I64, src: Strings) -> None:
-    """Copy string ``k`` of ``src`` to ``out[dst[k]:]``."""
-    u, starts, lens = src
-    total = int(lens.sum())
-    if total == 0:
-        return
-    first = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    within = np.arange(total, dtype=np.int64) - np.repeat(first, lens)
-    out[np.repeat(dst, lens) + within] = u[np.repeat(starts, lens) + within]
+def samples_body(vs: F64) -> tuple[bytes, dict[int, bytes]]:
+    """``format_json_sample`` of every value, comma separated, except the values at the
+    indices of the returned map (exponent forms, NaN, Inf), which map to their exact text."""
+    body = orjson.dumps(np.ascontiguousarray(vs, np.float64), option=_NUMPY)
+    # orjson writes integral values as "1.0", Go as "1"; ".0," only ever ends a number
+    body = body.replace(b".0,", b",")
+    body = body[:-3] + b"]" if body.endswith(b".0]") else body
+    body = body[1:-1]
+    slow: dict[int, bytes] = {}
+    if b"e" in body or b"n" in body:
+        u = np.frombuffer(body, np.uint8)
+        commas = np.flatnonzero(u == 44)
+        pos = np.flatnonzero((u == ord("e")) | (u == ord("n")))
+        idx = np.unique(np.searchsorted(commas, pos))
+        for i, v in zip(idx.tolist(), vs[idx].tolist(), strict=True):
+            slow[i] = format_json_sample(v).encode()
+    return body, slow
 
 
-def points(ts: Strings, vs: Strings, head: bytes, tail: bytes) -> tuple[U8, I64]:
-    """``head + ts[k] + ',"' + vs[k] + '"' + tail`` for every point k, back to back in one
-    buffer; returns it and each point's end offset."""
-    mid = b',"'
-    end = b'"' + tail
-    n = ts[1].size
-    size = ts[2] + vs[2] + (len(head) + len(mid) + len(end))
-    ends = np.cumsum(size)
-    begin = ends - size
-    out = np.empty(int(ends[-1]) if n else 0, np.uint8)
-    for off, lit in ((begin, head), (begin + len(head) + ts[2], mid), (ends - len(end), end)):
-        for j, ch in enumerate(lit):
-            out[off + j] = ch
-    _place(out, begin + len(head), ts)
-    _place(out, begin + len(head) + ts[2] + len(mid), vs)
-    return out, ends
+def points(ts: I64, vs: F64) -> tuple[bytes, I64]:
+    """``[t,"v"],`` for every point back to back, and each point's end offset.
+
+    Every point is one row of a byte matrix gathered from the orjson texts (shorter texts
+    padded with NUL bytes, dropped at the end), so the work is a few whole-array passes."""
+    if ts.size <= _SMALL:
+        texts = [
+            f'[{_ts_text(t)},"{v}"],'
+            for t, v in zip(ts.tolist(), format_json_samples(vs.tolist()), strict=True)
+        ]
+        return "".join(texts).encode(), np.cumsum([len(x) for x in texts], dtype=np.int64)
+    tb = timestamps_body(ts)
+    vb, slow = samples_body(vs)
+    ts_at, ts_len = _runs(tb)
+    vs_at, vs_len = _runs(vb)
+    vs_at += len(tb) + 1
+    # the texts, each followed by a NUL (commas become NULs), then the literals
+    parts = [tb, vb]
+    if slow:
+        where = np.fromiter(slow, np.int64, len(slow))
+        sizes = np.fromiter((len(x) for x in slow.values()), np.int64, len(slow))
+        vs_at[where] = len(tb) + len(vb) + 2 + np.concatenate(([0], np.cumsum(sizes + 1)[:-1]))
+        vs_len[where] = sizes
+        parts.extend(slow.values())
+    text = _SEP.join(parts) + _SEP
+    src = np.frombuffer(text + b'[,"]', np.uint8).copy()
+    src[: len(text)][src[: len(text)] == 44] = 0
+    n0, lb, comma, quote, rb = len(text) - 1, len(text), len(text) + 1, len(text) + 2, len(text) + 3
+    wt, wv = int(ts_len.max()), int(vs_len.max())
+    row = np.full(wt + wv + 6, n0, np.intp)
+    lits = [0, wt + 1, wt + 2, wt + wv + 3, wt + wv + 4, wt + wv + 5]
+    row[lits] = (lb, comma, quote, quote, rb, comma)
+    idx = np.empty((ts.size, row.size), np.intp)
+    idx[...] = row
+    _fill(idx, 1, ts_at, ts_len, wt)
+    _fill(idx, wt + 3, vs_at, vs_len, wv)
+    ends: I64 = np.cumsum(ts_len + vs_len + 6)
+    return src[idx].tobytes().replace(_SEP, b""), ends
 
 
 def matrix_json(metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64) -> bytes:
@@ -125,13 +122,15 @@ def matrix_json(metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64) -> bytes:
     object) and the next ``lens[i]`` points of ``ts``/``vs``."""
     if not len(metrics):
         return b"[]"
-    buf, ends = points(timestamp_strings(ts), sample_strings(vs), b"[", b"],")
-    raw = buf.tobytes()
+    if ts.size:
+        raw, ends = points(ts, vs)
+    else:
+        raw, ends = b"", np.empty(0, np.int64)
     bounds = np.concatenate(([0], ends))[np.concatenate(([0], np.cumsum(lens)))].tolist()
     parts = []
     for i, m in enumerate(metrics):
         a, b = bounds[i], bounds[i + 1]
-        parts.append(b'{"metric":' + m + b',"values":[' + raw[a : b - 1] + b"]}")
+        parts.append(b'{"metric":' + m + b',"values":[' + raw[a : max(a, b - 1)] + b"]}")
     return b"[" + b",".join(parts) + b"]"
 
 
@@ -139,11 +138,10 @@ def vector_json(metrics: Sequence[bytes], ts: I64, vs: F64) -> bytes:
     """The ``result`` array of a vector: one sample per series."""
     if not len(metrics):
         return b"[]"
-    buf, ends = points(timestamp_strings(ts), sample_strings(vs), b"[", b"]")
-    raw = buf.tobytes()
+    raw, ends = points(ts, vs)
     bounds = [0, *ends.tolist()]
     parts = [
-        b'{"metric":' + m + b',"value":' + raw[bounds[i] : bounds[i + 1]] + b"}"
+        b'{"metric":' + m + b',"value":' + raw[bounds[i] : bounds[i + 1] - 1] + b"}"
         for i, m in enumerate(metrics)
     ]
     return b"[" + b",".join(parts) + b"]"

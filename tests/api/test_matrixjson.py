@@ -8,13 +8,16 @@ import numpy as np
 import orjson
 
 from omtsdb.api.envelope import ts_json
-from omtsdb.api.matrixjson import matrix_json, sample_strings, timestamp_strings, vector_json
+from omtsdb.api.matrixjson import matrix_json, points, samples_body, timestamps_body, vector_json
 from omtsdb.model.exposition.floats import format_json_sample
 
 
-def _texts(run: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[str]:
-    buf = run[0].tobytes()
-    return [buf[a : a + n].decode() for a, n in zip(run[1].tolist(), run[2].tolist(), strict=True)]
+def _samples(vs: np.ndarray) -> list[str]:
+    body, slow = samples_body(vs)
+    out = body.decode().split(",")
+    for i, txt in slow.items():
+        out[i] = txt.decode()
+    return out
 
 
 def _values() -> np.ndarray:
@@ -31,7 +34,7 @@ def _values() -> np.ndarray:
 
 def test_sample_strings_match_reference() -> None:
     vs = _values()
-    assert _texts(sample_strings(vs)) == [format_json_sample(v) for v in vs.tolist()]
+    assert _samples(vs) == [format_json_sample(v) for v in vs.tolist()]
 
 
 def test_timestamp_strings_match_reference() -> None:
@@ -40,7 +43,7 @@ def test_timestamp_strings_match_reference() -> None:
         rng.integers(0, 10**10, 300) * 1000,
         np.concatenate([rng.integers(-(10**13), 10**13, 300), [0, 1, -1, 999, -1000, 1500]]),
     ):
-        assert _texts(timestamp_strings(ms)) == [ts_json(t) for t in ms.tolist()]
+        assert timestamps_body(ms).decode().split(",") == [ts_json(t) for t in ms.tolist()]
 
 
 def test_matrix_json_layout() -> None:
@@ -64,3 +67,19 @@ def test_vector_json_layout() -> None:
         {"metric": {}, "value": [1.001, "-0"]},
         {"metric": {"x": "y"}, "value": [2, "2.5"]},
     ]
+
+
+def test_points_small_and_large_agree() -> None:
+    rng = np.random.default_rng(11)
+    vs = _values()[:5000]
+    ts = np.sort(rng.integers(0, 2 * 10**12, vs.size))
+    ts[::7] -= ts[::7] % 1000
+    big, big_ends = points(ts, vs)
+    small = b"".join(points(ts[i : i + 10], vs[i : i + 10])[0] for i in range(0, vs.size, 10))
+    assert big == small
+    assert big_ends[-1] == len(big)
+    want = "".join(
+        f'[{ts_json(t)},"{format_json_sample(v)}"],'
+        for t, v in zip(ts.tolist(), vs.tolist(), strict=True)
+    )
+    assert big.decode() == want
