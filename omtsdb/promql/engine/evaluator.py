@@ -31,7 +31,7 @@ from omtsdb.promql.parser.ast import (
     VectorMatching,
     VectorSelector,
 )
-from omtsdb.storage.interface import Queryable, SeriesData
+from omtsdb.storage.interface import Queryable, SeriesBatch, SeriesData, select_batch
 
 Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 
@@ -46,14 +46,11 @@ class FlatSeries:
         self.base, self.span, self.key = base, span, key
 
     @classmethod
-    def of(cls, series: list[SeriesData]) -> FlatSeries:
-        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
-        ts = np.concatenate([s.ts for s in series]) if series else np.empty(0, np.int64)
-        vs = np.concatenate([s.vs for s in series]) if series else np.empty(0, np.float64)
-        offsets = np.concatenate(([0], np.cumsum(lens)))
+    def of(cls, batch: SeriesBatch) -> FlatSeries:
+        ts, vs, offsets = batch.ts, batch.vs, batch.offsets
         base = int(ts.min()) if ts.size else 0
         span = (int(ts.max()) - base + 1) if ts.size else 1
-        sid = np.repeat(np.arange(len(series), dtype=np.int64), lens)
+        sid = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lens)
         key = sid * span + (ts - base)
         return cls(ts, vs, offsets, base, span, key)
 
@@ -110,13 +107,13 @@ class Context:
         if time.monotonic() > self.deadline:
             raise QueryTimeoutError("query timed out in expression evaluation")
 
-    def select(self, vs: VectorSelector, mint: int, maxt: int) -> list[SeriesData]:
+    def select(self, vs: VectorSelector, mint: int, maxt: int) -> SeriesBatch:
         q = self.queryable.querier(mint, maxt)
         try:
-            got = q.select(vs.matchers, mint, maxt)
+            got = select_batch(q, vs.matchers, mint, maxt)
         finally:
             q.close()
-        self.samples += sum(len(s) for s in got)
+        self.samples += got.ts.size
         if self.samples > self.max_samples:
             raise TooManySamplesError()
         return got
@@ -201,7 +198,7 @@ class Evaluator:
         if t.size == 0:
             return Block.empty(0)
         series = self.ctx.select(vs, int(t.min()) - lb + 1, int(t.max()))
-        if not series:
+        if not len(series):
             return Block.empty(self.n)
         flat = FlatSeries.of(series)
         ns, nt = len(series), self.n
@@ -211,16 +208,12 @@ class Evaluator:
         v = flat.vs[idx] if flat.vs.size else np.zeros(idx.size)
         ok &= ~stale_mask(v)
         vals = flat.ts[idx] / 1000.0 if want_ts else v
-        return Block([s.labels for s in series], vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
+        return Block(series.labels, vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
 
-    def _raw_range(self, ms: MatrixSelector, t: I64) -> list[SeriesData]:
+    def _raw_range(self, ms: MatrixSelector, t: I64) -> SeriesBatch:
         vs = ms.vector_selector
         series = self.ctx.select(vs, int(t.min()) - ms.range_ms + 1, int(t.max()))
-        out = []
-        for s in series:
-            keep = ~stale_mask(s.vs)
-            out.append(s if keep.all() else SeriesData(s.labels, s.ts[keep], s.vs[keep]))
-        return out
+        return series.take(~stale_mask(series.vs))
 
     def range_series(self, ms: MatrixSelector) -> list[SeriesData]:
         """A range vector at the (single) evaluation time: raw samples of each window."""
@@ -229,44 +222,46 @@ class Evaluator:
         if t.size != 1:
             raise BadDataError("a range vector can only be evaluated in an instant query")
         out = []
-        for s in self._raw_range(ms, t):
+        for s in self._raw_range(ms, t).series():
             lo = int(np.searchsorted(s.ts, t[0] - ms.range_ms, "right"))
             hi = int(np.searchsorted(s.ts, t[0], "right"))
             if hi > lo:
                 out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
         return out
 
-    def subquery_inner(self, sq: SubqueryExpr, t: I64) -> list[SeriesData]:
+    def subquery_inner(self, sq: SubqueryExpr, t: I64) -> SeriesBatch:
         """Evaluate the subquery's expression on its own step grid covering every window."""
         step = sq.step_ms or self.ctx.default_step
         first = int(t.min()) - sq.range_ms
         start = -(-first // step) * step  # first multiple of step >= first
         end = int(t.max())
         if end < start:
-            return []
+            return SeriesBatch.empty()
         grid = np.arange(start, end + 1, step, dtype=np.int64)
         inner = Evaluator(self.ctx, grid)
         blk = inner.eval_block(sq.expr).apply_drop()
-        out = []
-        for i, lb in enumerate(blk.labels):
-            m = blk.mask[i]
-            if m.any():
-                out.append(SeriesData(lb, grid[m], blk.vals[i][m]))
-        return out
+        if not len(blk.labels):
+            return SeriesBatch.empty()
+        mask = blk.mask
+        ts = np.broadcast_to(grid, mask.shape)[mask]
+        lens = mask.sum(axis=1)
+        return SeriesBatch(
+            blk.labels, ts, blk.vals[mask], np.concatenate(([0], np.cumsum(lens)))
+        ).take()
 
     def subquery_series(self, sq: SubqueryExpr) -> list[SeriesData]:
         t = self.effective_times(sq.offset_ms, sq.at_ms, sq.at_modifier)
         if t.size != 1:
             raise BadDataError("a range vector can only be evaluated in an instant query")
         out = []
-        for s in self.subquery_inner(sq, t):
+        for s in self.subquery_inner(sq, t).series():
             lo = int(np.searchsorted(s.ts, t[0] - sq.range_ms, "right"))
             hi = int(np.searchsorted(s.ts, t[0], "right"))
             if hi > lo:
                 out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
         return out
 
-    def range_input(self, e: Expr) -> tuple[list[SeriesData], I64, int]:
+    def range_input(self, e: Expr) -> tuple[SeriesBatch, I64, int]:
         """Series, window end times and range for a range-vector function argument."""
         if isinstance(e, ParenExpr):
             return self.range_input(e.expr)
@@ -284,7 +279,7 @@ class Evaluator:
         all series are concatenated and each window is found by one keyed searchsorted."""
         _check_range_modifier(name, e)
         series, t, rng = self.range_input(e)
-        if not series:
+        if not len(series):
             return Block.empty(self.n)
         fn = ROLLUPS[name]
         flat = FlatSeries.of(series)
@@ -307,8 +302,7 @@ class Evaluator:
                 parts_m.append(pm)
                 self.ctx.check_time()
             v, m = np.concatenate(parts_v), np.concatenate(parts_m)
-        labels = [s.labels for s in series]
-        return Block(labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
+        return Block(series.labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
 
     # -- operators --------------------------------------------------------------------------
     def aggregation(self, e: AggregateExpr) -> Block:

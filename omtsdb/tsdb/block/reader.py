@@ -21,7 +21,7 @@ from omtsdb.errors import CorruptionError
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher, MatchType
 from omtsdb.model.samples import F64, I64
-from omtsdb.storage.interface import SelectHints, SeriesData
+from omtsdb.storage.interface import SelectHints, SeriesBatch, SeriesData
 from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
 from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
 from omtsdb.tsdb.codec.chunk import decode_chunk, decode_timestamps
@@ -52,6 +52,20 @@ class ChunkCache:
             self._d.move_to_end(key)
             self.hits += 1
             return got
+
+    def get_many(self, block: int, rows: list[int]) -> list[tuple[I64, F64] | None]:
+        """``get`` for many chunks of one block under one lock."""
+        with self._lock:
+            d = self._d
+            out = [d.get((block, r)) for r in rows]
+            hits = 0
+            for r, got in zip(rows, out, strict=True):
+                if got is not None:
+                    d.move_to_end((block, r))
+                    hits += 1
+            self.hits += hits
+            self.misses += len(rows) - hits
+            return out
 
     def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
         size = value[0].nbytes + value[1].nbytes
@@ -252,6 +266,76 @@ class Block:
             if got is not None:
                 out.append(SeriesData(self.labels_of(i), got[0], got[1]))
         return out
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+        """``select`` as one batch: the chunks of all matching series overlapping the range are
+        found with array operations and their (cached) decoded samples concatenated once."""
+        if mint >= self.meta.max_time or maxt < self.meta.min_time:
+            return SeriesBatch.empty()
+        ids = self.postings_for_matchers(matchers)
+        if ids.size == 0:
+            return SeriesBatch.empty()
+        c0 = self._ser_chunks[ids]
+        counts = self._ser_chunks[ids + 1] - c0
+        owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
+        rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+            c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
+        )
+        ct = self.chunk_table
+        cmin, cmax = ct["mint"][rows], ct["maxt"][rows]
+        ok = (cmax >= mint) & (cmin <= maxt)
+        rows, owner, cmin, cmax = rows[ok], owner[ok], cmin[ok], cmax[ok]
+        if rows.size == 0:
+            return SeriesBatch.empty()
+        # chunks reaching outside the range: slice when little is wanted, else mask later
+        partial = ((cmin < mint) | (cmax > maxt)).tolist()
+        span = np.maximum(cmax - cmin, 1)
+        wanted = (np.minimum(cmax, maxt) - np.maximum(cmin, mint)) / span
+        slice_it = (wanted < 0.5).tolist()
+        rows_l, owner_l = rows.tolist(), owner.tolist()
+        got_l = CHUNK_CACHE.get_many(self._key, rows_l)
+        ts_parts: list[I64] = []
+        vs_parts: list[F64] = []
+        lens: list[int] = []
+        masked = False
+        for k, row in enumerate(rows_l):
+            got = got_l[k]
+            if got is None:
+                got = self._decode(row, int(ids[owner_l[k]]))
+            t, v = got
+            if partial[k]:
+                if slice_it[k]:
+                    lo = int(np.searchsorted(t, mint, "left"))
+                    hi = int(np.searchsorted(t, maxt, "right"))
+                    t, v = t[lo:hi], v[lo:hi]
+                else:
+                    masked = True
+            ts_parts.append(t)
+            vs_parts.append(v)
+            lens.append(t.size)
+        ts = np.concatenate(ts_parts)
+        vs = np.concatenate(vs_parts)
+        per_series = np.bincount(owner, weights=lens, minlength=ids.size).astype(np.int64)
+        batch = SeriesBatch(
+            [self.labels_of(i) for i in ids.tolist()],
+            ts,
+            vs,
+            np.concatenate(([0], np.cumsum(per_series))),
+        )
+        if masked:
+            return batch.take((ts >= mint) & (ts <= maxt))
+        return batch.take()
+
+    def _decode(self, row: int, series: int) -> tuple[I64, F64]:
+        r = self._rows[row]
+        off, ln, ref = r[2], r[3], r[5]
+        got = decode_chunk(
+            self._mm[off : off + ln],
+            self._baseline(series),
+            self._shared_ts(ref) if ref >= 0 else None,
+        )
+        CHUNK_CACHE.put((self._key, row), got)
+        return got
 
     def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
         for i in range(self.num_series):
