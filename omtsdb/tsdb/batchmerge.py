@@ -16,6 +16,8 @@ from omtsdb.model.labels import Labels
 from omtsdb.model.samples import I64
 from omtsdb.storage.interface import SeriesBatch
 
+_LONG = 64  # samples per piece from which pieces are copied as slices
+
 
 def _positions(batches: Sequence[SeriesBatch]) -> tuple[list[Labels], list[I64]]:
     """The merged (sorted) label list and, per batch, the output index of each series."""
@@ -45,17 +47,32 @@ def merge_batches(batches: Sequence[SeriesBatch]) -> SeriesBatch:
     # one piece per (batch, series): its output series, first timestamp, length
     p_out = np.concatenate(where)
     p_first = np.concatenate([b.ts[b.offsets[:-1]] for b in batches])
+    p_last = np.concatenate([b.ts[b.offsets[1:] - 1] for b in batches])
     p_len = np.concatenate([b.lens for b in batches])
     order = np.lexsort((p_first, p_out))  # stable: source order on ties
     out_len = np.bincount(p_out, weights=p_len, minlength=len(labels)).astype(np.int64)
     offsets = np.concatenate(([0], np.cumsum(out_len)))
-    # where each piece starts in the output
-    p_dest = np.empty(p_out.size, np.int64)
     sorted_len = p_len[order]
-    p_dest[order] = np.concatenate(([0], np.cumsum(sorted_len)[:-1]))
     total = int(offsets[-1])
+    # pieces of one series overlapping in time need the per-sample dedupe
+    so, sf, sl = p_out[order], p_first[order], p_last[order]
+    overlap = bool(np.any((so[1:] == so[:-1]) & (sf[1:] <= sl[:-1])))
+    if total >= _LONG * p_out.size:
+        # long pieces: concatenating views beats computing a destination per sample
+        src = np.repeat(np.arange(len(batches)), [len(b) for b in batches])[order].tolist()
+        first = np.concatenate([b.offsets[:-1] for b in batches])[order].tolist()
+        ln = sorted_len.tolist()
+        tss = [b.ts for b in batches]
+        vss = [b.vs for b in batches]
+        pieces = list(zip(src, first, ln, strict=True))
+        ts = np.concatenate([tss[k][a : a + n] for k, a, n in pieces])
+        vs = np.concatenate([vss[k][a : a + n] for k, a, n in pieces])
+        merged = SeriesBatch(labels, ts, vs, offsets)
+        return _dedupe(merged) if overlap else merged
     ts = np.empty(total, np.int64)
     vs = np.empty(total, np.float64)
+    p_dest = np.empty(p_out.size, np.int64)
+    p_dest[order] = np.concatenate(([0], np.cumsum(sorted_len)[:-1]))
     at = 0
     for b in batches:
         k = len(b)
@@ -65,7 +82,7 @@ def merge_batches(batches: Sequence[SeriesBatch]) -> SeriesBatch:
         vs[dest] = b.vs
         at += k
     merged = SeriesBatch(labels, ts, vs, offsets)
-    return _dedupe(merged)
+    return _dedupe(merged) if overlap else merged
 
 
 def _dedupe(b: SeriesBatch) -> SeriesBatch:

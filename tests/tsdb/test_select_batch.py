@@ -52,6 +52,7 @@ RANGES = [
     (3 * HOUR - 7, 3 * HOUR + 7),
     (1, 2),
     (9 * HOUR, 20 * HOUR),
+    (3 * HOUR // 2, 3 * HOUR // 2 + 600_000),  # short overlapping pieces
 ]
 
 
