@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from omtsdb.model.samples import F64, I64
 from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
@@ -43,12 +44,14 @@ class Windows:
         width = int(cnt.max()) if cnt.size else 0
         if width == 0 or arr.size == 0:
             return np.full((cnt.size, 0), fill), np.zeros((cnt.size, 0), np.bool_)
-        idx = self.lo[:, None] + np.arange(width)[None, :]
-        mask = idx < self.hi[:, None]
-        idx = np.minimum(idx, arr.size - 1)
-        m = arr[idx]
+        # rows of a sliding-window view over the array padded by ``width`` values
+        padded = np.empty(arr.size + width, arr.dtype)
+        padded[: arr.size] = arr
+        padded[arr.size :] = fill if arr.dtype.kind == "f" else arr[-1]
+        m = sliding_window_view(padded, width)[self.lo]
+        mask = np.arange(width) < cnt[:, None]
         if m.dtype.kind == "f":
-            m = np.where(mask, m, fill)
+            np.copyto(m, fill, where=~mask)
         return m, mask
 
 

@@ -305,8 +305,8 @@ class Block:
             t, v = got
             if partial[k]:
                 if slice_it[k]:
-                    lo = int(np.searchsorted(t, mint, "left"))
-                    hi = int(np.searchsorted(t, maxt, "right"))
+                    lo = t.searchsorted(mint, "left")
+                    hi = t.searchsorted(maxt, "right")
                     t, v = t[lo:hi], v[lo:hi]
                 else:
                     masked = True
