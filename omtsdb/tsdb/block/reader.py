@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -298,6 +299,7 @@ class Block:
         vs_parts: list[F64] = []
         lens: list[int] = []
         masked = False
+        cuts: dict[int, tuple[Any, Any]] = {}
         for k, row in enumerate(rows_l):
             got = got_l[k]
             if got is None:
@@ -305,9 +307,11 @@ class Block:
             t, v = got
             if partial[k]:
                 if slice_it[k]:
-                    lo = t.searchsorted(mint, "left")
-                    hi = t.searchsorted(maxt, "right")
-                    t, v = t[lo:hi], v[lo:hi]
+                    # chunks sharing timestamps share the decoded array: cut it once
+                    cut = cuts.get(id(t))
+                    if cut is None:
+                        cut = cuts[id(t)] = (t.searchsorted(mint), t.searchsorted(maxt, "right"))
+                    t, v = t[cut[0] : cut[1]], v[cut[0] : cut[1]]
                 else:
                     masked = True
             ts_parts.append(t)
