@@ -114,7 +114,8 @@ def points(ts: I64, vs: F64) -> tuple[bytes, I64]:
     _fill(idx, 1, ts_at, ts_len, wt)
     _fill(idx, wt + 3, vs_at, vs_len, wv)
     ends: I64 = np.cumsum(ts_len + vs_len + 6)
-    return src[idx].tobytes().replace(_SEP, b""), ends
+    flat = src[idx].reshape(-1)
+    return flat[flat != 0].tobytes(), ends
 
 
 def matrix_json(metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64) -> bytes:
