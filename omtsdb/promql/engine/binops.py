@@ -55,12 +55,12 @@ def vector_scalar(op: str, v: Block, s: F64, swapped: bool, return_bool: bool) -
     return Block(v.labels, res, v.mask.copy(), drop=v.drop).mark_drop()
 
 
-_SIGS: dict[tuple[Labels, VectorMatching], Labels] = {}
-_RESULT: dict[tuple[Labels, Labels, str, VectorMatching, bool], Labels] = {}
+_SIGS: dict[tuple[Labels, bool, tuple[str, ...]], Labels] = {}
+_RESULT: dict[tuple[Labels, Labels, str, bool, bool, tuple[str, ...], tuple[str, ...]], Labels] = {}
 
 
 def _signature(lb: Labels, m: VectorMatching) -> Labels:
-    key = (lb, m)
+    key = (lb, m.on, m.matching_labels)
     got = _SIGS.get(key)
     if got is None:
         got = lb.keep(*m.matching_labels) if m.on else lb.without(METRIC_NAME, *m.matching_labels)
@@ -106,7 +106,9 @@ def _side_index(
 def _result_labels(
     lhs: Labels, rhs: Labels, op: str, m: VectorMatching, return_bool: bool
 ) -> Labels:
-    key = (lhs, rhs, op, m, return_bool)
+    one_to_one = m.card is Cardinality.ONE_TO_ONE
+    # everything _result_labels_of reads (hashable without the dataclass's own hash)
+    key = (lhs, rhs if m.include else lhs, op, one_to_one, m.on, m.matching_labels, m.include)
     got = _RESULT.get(key)
     if got is None:
         got = _result_labels_of(lhs, rhs, op, m)
