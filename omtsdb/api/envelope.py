@@ -15,6 +15,7 @@ import orjson
 from omtsdb.api.matrixjson import matrix_json, vector_json
 from omtsdb.errors import OmtsdbError
 from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.model.labels import Labels
 from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import SeriesData
 
@@ -34,26 +35,41 @@ def _str(v: str) -> str:
     return _dumps(v).decode()
 
 
-def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
+# The JSON object of a label set, remembered (label sets repeat from query to query).
+_METRIC_MAX = 1 << 16
+_METRICS: dict[Labels, bytes] = {}
+
+
+def _metric(lb: Labels) -> bytes:
+    got = _METRICS.get(lb)
+    if got is None:
+        got = _dumps(dict(lb))
+        if len(_METRICS) >= _METRIC_MAX:
+            _METRICS.clear()
+        _METRICS[lb] = got
+    return got
+
+
+def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, bytes]:
     """(resultType, result JSON)."""
     if isinstance(value, Scalar):
-        return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'
+        return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'.encode()
     if isinstance(value, String):
-        return "string", f"[{ts_json(value.t)},{_str(value.v)}]"
+        return "string", f"[{ts_json(value.t)},{_str(value.v)}]".encode()
     if value and isinstance(value[0], SeriesData):
         series: list[SeriesData] = value
         lens = np.fromiter((len(s) for s in series), np.int64, len(series))
         ts = np.concatenate([s.ts for s in series])
         vs = np.concatenate([s.vs for s in series])
-        metrics = [_dumps(dict(s.labels)) for s in series]
-        return "matrix", matrix_json(metrics, lens, ts, vs).decode()
+        metrics = [_metric(s.labels) for s in series]
+        return "matrix", matrix_json(metrics, lens, ts, vs)
     if not value:
-        return "vector", "[]"
+        return "vector", b"[]"
     samples: list[Sample] = value  # type: ignore[assignment]
-    metrics = [_dumps(dict(smp.labels)) for smp in samples]
+    metrics = [_metric(smp.labels) for smp in samples]
     t = np.fromiter((smp.t for smp in samples), np.int64, len(samples))
     v = np.fromiter((smp.v for smp in samples), np.float64, len(samples))
-    return "vector", vector_json(metrics, t, v).decode()
+    return "vector", vector_json(metrics, t, v)
 
 
 def _stats_json(st: QueryStats) -> str:
@@ -77,18 +93,18 @@ def _stats_json(st: QueryStats) -> str:
 
 def query_success(res: Result, matrix_for_range: bool = False) -> bytes:
     rtype, body = encode_value(res.value)
-    if matrix_for_range and rtype == "vector" and body == "[]":
+    if matrix_for_range and rtype == "vector" and body == b"[]":
         rtype = "matrix"
-    data = f'{{"resultType":"{rtype}","result":{body}'
+    tail = ""
     if res.stats is not None:
-        data += f',"stats":{_stats_json(res.stats)}'
-    data += "}"
-    out = f'{{"status":"success","data":{data}'
+        tail += f',"stats":{_stats_json(res.stats)}'
+    tail += "}"
     if res.warnings:
-        out += f',"warnings":{_dumps(res.warnings).decode()}'
+        tail += f',"warnings":{_dumps(res.warnings).decode()}'
     if res.infos:
-        out += f',"infos":{_dumps(res.infos).decode()}'
-    return (out + "}").encode()
+        tail += f',"infos":{_dumps(res.infos).decode()}'
+    head = f'{{"status":"success","data":{{"resultType":"{rtype}","result":'
+    return b"".join((head.encode(), body, tail.encode(), b"}"))
 
 
 def success(data: Any, warnings: list[str] | None = None) -> bytes:

@@ -57,18 +57,15 @@ RANGES = [
 
 
 def test_block_select_batch(tmp_path: Path) -> None:
-    meta = write_block(
-        tmp_path,
-        series(25, 0, 4 * HOUR, 15_000, 1),
-        min_time=0,
-        max_time=4 * HOUR,
-        chunk_samples=100,
-    )
-    assert meta is not None
-    b = Block(tmp_path / meta.ulid)
-    for ms in MATCHERS:
-        for mint, maxt in RANGES:
-            same(b.select_batch(ms, mint, maxt), b.select(ms, mint, maxt))
+    for chunk_samples in (100, 100_000):  # several chunks a series, and one
+        d = tmp_path / str(chunk_samples)
+        data = series(25, 0, 4 * HOUR, 15_000, 1)
+        meta = write_block(d, data, min_time=0, max_time=4 * HOUR, chunk_samples=chunk_samples)
+        assert meta is not None
+        b = Block(d / meta.ulid)
+        for ms in MATCHERS:
+            for mint, maxt in RANGES:
+                same(b.select_batch(ms, mint, maxt), b.select(ms, mint, maxt))
 
 
 def test_merged_select_batch_with_overlaps(tmp_path: Path) -> None:

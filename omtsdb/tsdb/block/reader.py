@@ -132,6 +132,8 @@ class Block:
         self._key = next(_BLOCK_KEYS)
         # plain Python rows and offsets: per-series lookups without numpy call overhead
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
+        self._cmin = np.ascontiguousarray(self.chunk_table["mint"])
+        self._cmax = np.ascontiguousarray(self.chunk_table["maxt"])
         self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
         self._closed = False
@@ -278,21 +280,30 @@ class Block:
             return SeriesBatch.empty()
         c0 = self._ser_chunks[ids]
         counts = self._ser_chunks[ids + 1] - c0
-        owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
-        rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
-            c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
-        )
-        ct = self.chunk_table
-        cmin, cmax = ct["mint"][rows], ct["maxt"][rows]
+        direct = int(counts.min()) == 1 and int(counts.max()) == 1  # one chunk a series
+        if direct:
+            rows, owner = c0, np.arange(ids.size, dtype=np.int64)
+        else:
+            owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
+            rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+                c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
+            )
+        cmin, cmax = self._cmin[rows], self._cmax[rows]
         ok = (cmax >= mint) & (cmin <= maxt)
-        rows, owner, cmin, cmax = rows[ok], owner[ok], cmin[ok], cmax[ok]
+        if not ok.all():
+            direct = False
+            rows, owner, cmin, cmax = rows[ok], owner[ok], cmin[ok], cmax[ok]
         if rows.size == 0:
             return SeriesBatch.empty()
         # chunks reaching outside the range: slice when little is wanted, else mask later
-        partial = ((cmin < mint) | (cmax > maxt)).tolist()
-        span = np.maximum(cmax - cmin, 1)
-        wanted = (np.minimum(cmax, maxt) - np.maximum(cmin, mint)) / span
-        slice_it = (wanted < 0.5).tolist()
+        part = (cmin < mint) | (cmax > maxt)
+        partial = part.tolist()
+        if part.any():
+            span = np.maximum(cmax - cmin, 1)
+            wanted = (np.minimum(cmax, maxt) - np.maximum(cmin, mint)) / span
+            slice_it = (wanted < 0.5).tolist()
+        else:
+            slice_it = partial
         rows_l, owner_l = rows.tolist(), owner.tolist()
         got_l = CHUNK_CACHE.get_many(self._key, rows_l)
         ts_parts: list[I64] = []
@@ -319,7 +330,10 @@ class Block:
             lens.append(t.size)
         ts = np.concatenate(ts_parts)
         vs = np.concatenate(vs_parts)
-        per_series = np.bincount(owner, weights=lens, minlength=ids.size).astype(np.int64)
+        if direct:  # chunk k is series k's
+            per_series = np.array(lens, np.int64)
+        else:
+            per_series = np.bincount(owner, weights=lens, minlength=ids.size).astype(np.int64)
         batch = SeriesBatch(
             [self.labels_of(i) for i in ids.tolist()],
             ts,
