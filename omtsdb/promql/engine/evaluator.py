@@ -57,6 +57,41 @@ class FlatSeries:
     def windows(self, start: I64, end: I64) -> tuple[I64, I64]:
         """Index bounds (into ``ts``/``vs``) of the samples with ``start < t <= end`` for every
         (series, step), flattened series-major."""
+        n = end.size
+        if n >= 2 and self.ts.size:
+            step = int(end[1] - end[0])
+            if (
+                step > 0
+                and int(end[-1] - end[0]) == step * (n - 1)
+                and not np.any(np.diff(end) != step)
+                and not np.any((end - start) != (end[0] - start[0]))
+            ):
+                return self._grid_windows(int(start[0]), int(end[0]), step, n)
+        return self._searched_windows(start, end)
+
+    def _count_upto(self, base: I64, first: int, step: int, n: int) -> I64:
+        """Per (series, step j): the index just past the series' samples with
+        ``t <= first + j*step``. ``base`` is each sample's series times ``n + 1``."""
+        ns = self.offsets.size - 1
+        # ceil((t - first) / step), clipped to [0, n]: the first grid step j with t <= t_j
+        idx = first - self.ts
+        idx //= step
+        np.negative(idx, out=idx)
+        np.clip(idx, 0, n, out=idx)
+        idx += base
+        counts = np.bincount(idx, minlength=ns * (n + 1)).reshape(ns, n + 1)[:, :n]
+        out: I64 = np.cumsum(counts, axis=1)
+        out += self.offsets[:-1, None]
+        return out.ravel()
+
+    def _grid_windows(self, first_start: int, first_end: int, step: int, n: int) -> tuple[I64, I64]:
+        ns = self.offsets.size - 1
+        base = np.repeat(np.arange(0, ns * (n + 1), n + 1, dtype=np.int64), np.diff(self.offsets))
+        lo = self._count_upto(base, first_start, step, n)
+        hi = self._count_upto(base, first_end, step, n)
+        return lo, np.maximum(hi, lo)
+
+    def _searched_windows(self, start: I64, end: I64) -> tuple[I64, I64]:
         ns = self.offsets.size - 1
         sid = np.arange(ns, dtype=np.int64)[:, None]
         s_rel = np.clip(start - self.base, -1, self.span)[None, :]
