@@ -39,25 +39,35 @@ Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 class FlatSeries:
     """Samples of many series back to back, for window look-ups across all of them at once."""
 
-    __slots__ = ("base", "key", "offsets", "span", "ts", "vs")
+    __slots__ = ("_key", "base", "offsets", "span", "ts", "vs")
 
-    def __init__(self, ts: I64, vs: F64, offsets: I64, base: int, span: int, key: I64) -> None:
+    def __init__(self, ts: I64, vs: F64, offsets: I64) -> None:
         self.ts, self.vs, self.offsets = ts, vs, offsets
-        self.base, self.span, self.key = base, span, key
+        self.base = int(ts.min()) if ts.size else 0
+        self.span = (int(ts.max()) - self.base + 1) if ts.size else 1
+        self._key: I64 | None = None
 
     @classmethod
     def of(cls, batch: SeriesBatch) -> FlatSeries:
-        ts, vs, offsets = batch.ts, batch.vs, batch.offsets
-        base = int(ts.min()) if ts.size else 0
-        span = (int(ts.max()) - base + 1) if ts.size else 1
-        sid = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lens)
-        key = sid * span + (ts - base)
-        return cls(ts, vs, offsets, base, span, key)
+        return cls(batch.ts, batch.vs, batch.offsets)
+
+    @property
+    def key(self) -> I64:
+        """``series * span + (t - base)``: sorted, for one searchsorted over all series."""
+        if self._key is None:
+            sid = np.repeat(np.arange(self.offsets.size - 1, dtype=np.int64), np.diff(self.offsets))
+            self._key = sid * self.span + (self.ts - self.base)
+        return self._key
 
     def windows(self, start: I64, end: I64) -> tuple[I64, I64]:
         """Index bounds (into ``ts``/``vs``) of the samples with ``start < t <= end`` for every
         (series, step), flattened series-major."""
         n = end.size
+        if n == 1 and (
+            not self.ts.size or (self.base > start[0] and self.base + self.span <= end[0] + 1)
+        ):
+            # one step whose window holds every sample (the select asked for just that)
+            return self.offsets[:-1].copy(), self.offsets[1:].copy()
         if n >= 2 and self.ts.size:
             step = int(end[1] - end[0])
             if (
