@@ -79,6 +79,8 @@ def _side_index(
     for i, lb in enumerate(blk.labels):
         groups.setdefault(_signature(lb, m), []).append(i)
     sigs = list(groups)
+    if len(sigs) == len(blk.labels):  # one series a signature: the block as it is
+        return {s: k for k, s in enumerate(sigs)}, blk.vals, blk.mask, list(blk.labels)
     vals = np.empty((len(sigs), blk.nsteps))
     mask = np.zeros((len(sigs), blk.nsteps), np.bool_)
     rep: list[Labels] = []
