@@ -8,7 +8,7 @@ import platform
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from omtsdb import __version__
 from omtsdb.api.envelope import error_body, query_success, success
 from omtsdb.api.exemplars import query_exemplars
 from omtsdb.api.federate import FederateState, register_federate
+from omtsdb.api.inline import QueryCosts
 from omtsdb.api.instrument import (
     method_not_allowed_or_404,
     metrics_mw,
@@ -65,6 +66,7 @@ class State:
     opts: APIOptions
     pool: ThreadPoolExecutor
     limiter: asyncio.Semaphore
+    costs: QueryCosts = field(default_factory=QueryCosts)
 
 
 STATE: web.AppKey[State] = web.AppKey("omtsdb_state", State)
@@ -106,9 +108,26 @@ async def _run(st: State, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(st.pool, fn)
 
 
-async def _run_query(st: State, fn: Callable[[], Any]) -> Any:
+async def _inline(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+async def _run_query(st: State, key: Hashable, fn: Callable[[], Any]) -> Any:
+    """Evaluate a query in the pool, or on the loop when its last run was cheap (see
+    ``api.inline``)."""
+    costs = st.costs
+
+    def timed() -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            costs.record(key, time.perf_counter() - t0)
+
+    if costs.cheap(key):
+        return await run_query(st.limiter, _inline, timed)
     loop = asyncio.get_running_loop()
-    return await run_query(st.limiter, lambda f: loop.run_in_executor(st.pool, f), fn)
+    return await run_query(st.limiter, lambda f: loop.run_in_executor(st.pool, f), timed)
 
 
 def _timeout_ms(params: dict[str, Any]) -> None:
@@ -138,17 +157,18 @@ async def query(req: web.Request) -> web.Response:
     lb = _lookback(p)
     stats = _one(p, "stats") is not None
     try:
-        res = await _run_query(
+        body = await _run_query(
             st,
-            lambda: st.engine.instant_query(
-                st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb
+            ("instant", q, lb, stats),
+            lambda: query_success(
+                st.engine.instant_query(st.queryable, q, t_ms, stats=stats, lookback_delta_ms=lb)
             ),
         )
     except OmtsdbError as e:
         if type(e).__name__ == "ParseError":
             raise BadDataError(f'invalid parameter "query": {e}') from None
         raise
-    return _json(query_success(res))
+    return _json(body)
 
 
 async def query_range(req: web.Request) -> web.Response:
@@ -174,17 +194,21 @@ async def query_range(req: web.Request) -> web.Response:
     q = _one(p, "query") or ""
     stats = _one(p, "stats") is not None
     try:
-        res = await _run_query(
+        body = await _run_query(
             st,
-            lambda: st.engine.range_query(
-                st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
+            ("range", q, end - start, step, lb, stats),
+            lambda: query_success(
+                st.engine.range_query(
+                    st.queryable, q, start, end, step, stats=stats, lookback_delta_ms=lb
+                ),
+                matrix_for_range=True,
             ),
         )
     except OmtsdbError as e:
         if type(e).__name__ == "ParseError" or str(e).startswith("invalid expression type"):
             raise BadDataError(f'invalid parameter "query": {e}') from None
         raise
-    return _json(query_success(res, matrix_for_range=True))
+    return _json(body)
 
 
 async def format_query(req: web.Request) -> web.Response:

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from omtsdb.api.matrixjson import matrix_json, vector_json
 from omtsdb.errors import OmtsdbError
-from omtsdb.model.exposition.floats import format_go_f, format_json_sample, format_json_samples
-from omtsdb.model.samples import I64
-from omtsdb.promql.value import Matrix, QueryStats, Result, Scalar, String, Vector
+from omtsdb.model.exposition.floats import format_go_f
+from omtsdb.model.labels import Labels
+from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import SeriesData
 
 _dumps = orjson.dumps
@@ -30,44 +31,45 @@ def ts_json(ms: int) -> str:
     return f"{q}.{r:03d}".rstrip("0")
 
 
-def ts_json_many(ms: I64) -> list[str]:
-    """``ts_json`` for an array; whole seconds (the usual step grid) take a fast path."""
-    if ms.size and not np.any(ms % 1000) and ms.min() >= 0:
-        return [str(q) for q in (ms // 1000).tolist()]
-    return [ts_json(t) for t in ms.tolist()]
-
-
-def _metric(labels: Any) -> str:
-    return _dumps(dict(labels)).decode()
-
-
 def _str(v: str) -> str:
     return _dumps(v).decode()
 
 
-def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, str]:
+# The JSON object of a label set, remembered (label sets repeat from query to query).
+_METRIC_MAX = 1 << 16
+_METRICS: dict[Labels, bytes] = {}
+
+
+def _metric(lb: Labels) -> bytes:
+    got = _METRICS.get(lb)
+    if got is None:
+        got = _dumps(dict(lb))
+        if len(_METRICS) >= _METRIC_MAX:
+            _METRICS.clear()
+        _METRICS[lb] = got
+    return got
+
+
+def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, bytes]:
     """(resultType, result JSON)."""
     if isinstance(value, Scalar):
-        return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'
+        return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'.encode()
     if isinstance(value, String):
-        return "string", f"[{ts_json(value.t)},{_str(value.v)}]"
+        return "string", f"[{ts_json(value.t)},{_str(value.v)}]".encode()
     if value and isinstance(value[0], SeriesData):
-        parts = []
-        for s in value:
-            assert isinstance(s, SeriesData)
-            pts = ",".join(
-                f'[{t},"{v}"]'
-                for t, v in zip(ts_json_many(s.ts), format_json_samples(s.vs.tolist()), strict=True)
-            )
-            parts.append(f'{{"metric":{_metric(s.labels)},"values":[{pts}]}}')
-        return "matrix", "[" + ",".join(parts) + "]"
-    parts = []
-    for smp in value:
-        parts.append(
-            f'{{"metric":{_metric(smp.labels)},"value":[{ts_json(smp.t)},'  # type: ignore[union-attr]
-            f'"{format_json_sample(smp.v)}"]}}'  # type: ignore[union-attr]
-        )
-    return "vector", "[" + ",".join(parts) + "]"
+        series: list[SeriesData] = value
+        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
+        ts = np.concatenate([s.ts for s in series])
+        vs = np.concatenate([s.vs for s in series])
+        metrics = [_metric(s.labels) for s in series]
+        return "matrix", matrix_json(metrics, lens, ts, vs)
+    if not value:
+        return "vector", b"[]"
+    samples: list[Sample] = value  # type: ignore[assignment]
+    metrics = [_metric(smp.labels) for smp in samples]
+    t = np.fromiter((smp.t for smp in samples), np.int64, len(samples))
+    v = np.fromiter((smp.v for smp in samples), np.float64, len(samples))
+    return "vector", vector_json(metrics, t, v)
 
 
 def _stats_json(st: QueryStats) -> str:
@@ -91,18 +93,18 @@ def _stats_json(st: QueryStats) -> str:
 
 def query_success(res: Result, matrix_for_range: bool = False) -> bytes:
     rtype, body = encode_value(res.value)
-    if matrix_for_range and rtype == "vector" and body == "[]":
+    if matrix_for_range and rtype == "vector" and body == b"[]":
         rtype = "matrix"
-    data = f'{{"resultType":"{rtype}","result":{body}'
+    tail = ""
     if res.stats is not None:
-        data += f',"stats":{_stats_json(res.stats)}'
-    data += "}"
-    out = f'{{"status":"success","data":{data}'
+        tail += f',"stats":{_stats_json(res.stats)}'
+    tail += "}"
     if res.warnings:
-        out += f',"warnings":{_dumps(res.warnings).decode()}'
+        tail += f',"warnings":{_dumps(res.warnings).decode()}'
     if res.infos:
-        out += f',"infos":{_dumps(res.infos).decode()}'
-    return (out + "}").encode()
+        tail += f',"infos":{_dumps(res.infos).decode()}'
+    head = f'{{"status":"success","data":{{"resultType":"{rtype}","result":'
+    return b"".join((head.encode(), body, tail.encode(), b"}"))
 
 
 def success(data: Any, warnings: list[str] | None = None) -> bytes:

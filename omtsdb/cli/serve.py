@@ -65,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from omtsdb.api.app import APIOptions
     from omtsdb.api.params import parse_duration_param
     from omtsdb.config import load_config
+    from omtsdb.obs.malloc import tune_malloc
     from omtsdb.promql.engine import Engine, EngineOpts
     from omtsdb.server import Server, ServerOptions
     from omtsdb.tsdb.db import DB, DBOptions
@@ -72,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
+    tune_malloc()
     engine = Engine(
         EngineOpts(
             lookback_delta_ms=parse_duration_param("query.lookback-delta", args.lookback),

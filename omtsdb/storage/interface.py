@@ -36,6 +36,67 @@ def empty_series(labels: Labels) -> SeriesData:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesBatch:
+    """Many series with their samples back to back: series ``i`` has ``labels[i]`` and the
+    samples ``ts[offsets[i]:offsets[i + 1]]`` (each slice as in :class:`SeriesData`)."""
+
+    labels: list[Labels]
+    ts: I64
+    vs: F64
+    offsets: I64  # len(labels) + 1, starting at 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lens(self) -> I64:
+        out: I64 = np.diff(self.offsets)
+        return out
+
+    @classmethod
+    def empty(cls) -> SeriesBatch:
+        return cls([], np.empty(0, np.int64), np.empty(0, np.float64), np.zeros(1, np.int64))
+
+    @classmethod
+    def of(cls, series: Sequence[SeriesData]) -> SeriesBatch:
+        if not series:
+            return cls.empty()
+        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
+        return cls(
+            [s.labels for s in series],
+            np.concatenate([s.ts for s in series]),
+            np.concatenate([s.vs for s in series]),
+            np.concatenate(([0], np.cumsum(lens))),
+        )
+
+    def series(self) -> list[SeriesData]:
+        """One :class:`SeriesData` per series (views into the batch's arrays)."""
+        off = self.offsets.tolist()
+        ts, vs = self.ts, self.vs
+        return [
+            SeriesData(lb, ts[off[i] : off[i + 1]], vs[off[i] : off[i + 1]])
+            for i, lb in enumerate(self.labels)
+        ]
+
+    def take(self, keep: np.ndarray[tuple[int], np.dtype[np.bool_]] | None = None) -> SeriesBatch:
+        """Only the samples where ``keep`` (one flag per sample) is set, and only the series
+        left with samples."""
+        if keep is None or keep.all():
+            ts, vs, lens = self.ts, self.vs, self.lens
+        else:
+            cs = np.concatenate(([0], np.cumsum(keep)))
+            lens = cs[self.offsets[1:]] - cs[self.offsets[:-1]]
+            ts, vs = self.ts[keep], self.vs[keep]
+        has = lens > 0
+        if has.all():
+            if ts is self.ts:
+                return self
+            return SeriesBatch(self.labels, ts, vs, np.concatenate(([0], np.cumsum(lens))))
+        labels = [lb for lb, h in zip(self.labels, has.tolist(), strict=True) if h]
+        return SeriesBatch(labels, ts, vs, np.concatenate(([0], np.cumsum(lens[has]))))
+
+
+@dataclass(frozen=True, slots=True)
 class SelectHints:
     """Optional push-down information; storage may ignore it and must still be correct."""
 
@@ -119,3 +180,12 @@ class Appender(Protocol):
 @runtime_checkable
 class Appendable(Protocol):
     def appender(self) -> Appender: ...
+
+
+def select_batch(q: Querier, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+    """``q.select`` as a batch, through ``q.select_batch`` where the querier has one."""
+    fn = getattr(q, "select_batch", None)
+    if fn is not None:
+        got: SeriesBatch = fn(matchers, mint, maxt)
+        return got
+    return SeriesBatch.of(q.select(matchers, mint, maxt))

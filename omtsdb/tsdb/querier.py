@@ -9,7 +9,8 @@ import numpy as np
 
 from omtsdb.errors import BadDataError
 from omtsdb.model.matchers import Matcher
-from omtsdb.storage.interface import Querier, SelectHints, SeriesData
+from omtsdb.storage.interface import Querier, SelectHints, SeriesBatch, SeriesData, select_batch
+from omtsdb.tsdb.batchmerge import merge_batches
 from omtsdb.tsdb.head import Head
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class HeadQuerier:
                 out.append(s)
         out.sort(key=lambda s: s.labels.sort_key())
         return out
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+        return SeriesBatch.of(self.select(matchers, mint, maxt))
 
     def _labels(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[int]:
         mint = self._clip(mint)
@@ -100,6 +104,10 @@ class BlockQuerier:
     ) -> list[SeriesData]:
         check_select_matchers(matchers)
         return self._b.select(matchers, mint, maxt, hints)
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+        check_select_matchers(matchers)
+        return self._b.select_batch(matchers, mint, maxt)
 
     def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
         return sorted(self._b.label_names(matchers))
@@ -152,6 +160,11 @@ class MergeQuerier:
         out = [merge_series(p) for p in groups.values()]
         out.sort(key=lambda s: s.labels.sort_key())
         return out
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+        """``select`` as one :class:`SeriesBatch` (same series, same samples)."""
+        check_select_matchers(matchers)
+        return merge_batches([select_batch(q, matchers, mint, maxt) for q in self._qs])
 
     def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
         names: set[str] = set()

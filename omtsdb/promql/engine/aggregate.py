@@ -17,7 +17,7 @@ from omtsdb.model.exposition.floats import format_go_f, format_go_g
 from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name, quote
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
-from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.block import MEMO_MAX, Block
 from omtsdb.promql.engine.selectk import select_k
 from omtsdb.promql.functions.kahan import CANCELLATION, kahan_mean, kahan_sum
 from omtsdb.promql.parser.ast import AggregateExpr
@@ -26,24 +26,32 @@ if TYPE_CHECKING:
     from omtsdb.promql.engine.evaluator import Context
 
 
+_GROUPS: dict[tuple[Labels, tuple[str, ...], bool], Labels] = {}
+
+
 def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
-    if without:
-        return lb.without(METRIC_NAME, *grouping)
-    return lb.keep(*grouping)
+    key = (lb, grouping, without)
+    got = _GROUPS.get(key)
+    if got is None:
+        got = lb.without(METRIC_NAME, *grouping) if without else lb.keep(*grouping)
+        if len(_GROUPS) >= MEMO_MAX:
+            _GROUPS.clear()
+        _GROUPS[key] = got
+    return got
 
 
 def _groups(
     blk: Block, grouping: tuple[str, ...], without: bool
 ) -> tuple[list[Labels], np.ndarray]:
     keys: dict[Labels, int] = {}
-    gid = np.empty(len(blk.labels), np.int64)
-    for i, lb in enumerate(blk.labels):
+    ids = []
+    for lb in blk.labels:
         g = group_labels(lb, grouping, without)
         k = keys.get(g)
         if k is None:
             k = keys[g] = len(keys)
-        gid[i] = k
-    return list(keys), gid
+        ids.append(k)
+    return list(keys), np.array(ids, np.int64)
 
 
 def aggregate(

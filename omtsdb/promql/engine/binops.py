@@ -7,7 +7,7 @@ import numpy as np
 from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
-from omtsdb.promql.engine.block import Block, BoolArr, drop_metadata
+from omtsdb.promql.engine.block import MEMO_MAX, Block, BoolArr, drop_metadata
 from omtsdb.promql.parser.ast import Cardinality, VectorMatching
 
 ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -55,10 +55,19 @@ def vector_scalar(op: str, v: Block, s: F64, swapped: bool, return_bool: bool) -
     return Block(v.labels, res, v.mask.copy(), drop=v.drop).mark_drop()
 
 
+_SIGS: dict[tuple[Labels, bool, tuple[str, ...]], Labels] = {}
+_RESULT: dict[tuple[Labels, Labels, str, bool, bool, tuple[str, ...], tuple[str, ...]], Labels] = {}
+
+
 def _signature(lb: Labels, m: VectorMatching) -> Labels:
-    if m.on:
-        return lb.keep(*m.matching_labels)
-    return lb.without(METRIC_NAME, *m.matching_labels)
+    key = (lb, m.on, m.matching_labels)
+    got = _SIGS.get(key)
+    if got is None:
+        got = lb.keep(*m.matching_labels) if m.on else lb.without(METRIC_NAME, *m.matching_labels)
+        if len(_SIGS) >= MEMO_MAX:
+            _SIGS.clear()
+        _SIGS[key] = got
+    return got
 
 
 def _side_index(
@@ -70,6 +79,8 @@ def _side_index(
     for i, lb in enumerate(blk.labels):
         groups.setdefault(_signature(lb, m), []).append(i)
     sigs = list(groups)
+    if len(sigs) == len(blk.labels):  # one series a signature: the block as it is
+        return {s: k for k, s in enumerate(sigs)}, blk.vals, blk.mask, list(blk.labels)
     vals = np.empty((len(sigs), blk.nsteps))
     mask = np.zeros((len(sigs), blk.nsteps), np.bool_)
     rep: list[Labels] = []
@@ -97,6 +108,19 @@ def _side_index(
 def _result_labels(
     lhs: Labels, rhs: Labels, op: str, m: VectorMatching, return_bool: bool
 ) -> Labels:
+    one_to_one = m.card is Cardinality.ONE_TO_ONE
+    # everything _result_labels_of reads (hashable without the dataclass's own hash)
+    key = (lhs, rhs if m.include else lhs, op, one_to_one, m.on, m.matching_labels, m.include)
+    got = _RESULT.get(key)
+    if got is None:
+        got = _result_labels_of(lhs, rhs, op, m)
+        if len(_RESULT) >= MEMO_MAX:
+            _RESULT.clear()
+        _RESULT[key] = got
+    return got
+
+
+def _result_labels_of(lhs: Labels, rhs: Labels, op: str, m: VectorMatching) -> Labels:
     lb = lhs
     if op in ARITH:  # a bool comparison marks the name for dropping instead
         lb = drop_metadata(lb)
@@ -125,6 +149,68 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
     )
     if m.card is Cardinality.ONE_TO_ONE:
         _side_index(many, m, "left", unique=True)  # raises on duplicates in the "many" side
+    if m.fill_left is None and m.fill_right is None:
+        blk = _matched(op, many, one_idx, one_vals, one_mask, one_rep, m, swap, return_bool)
+    else:
+        blk = _filled(
+            op, lhs, one, many, one_idx, one_vals, one_mask, one_rep, m, swap, return_bool
+        )
+    if return_bool:
+        blk = blk.mark_drop()
+    if m.card is not Cardinality.ONE_TO_ONE:
+        _check_unique_many(blk)
+    return blk
+
+
+def _matched(
+    op: str,
+    many: Block,
+    one_idx: dict[Labels, int],
+    one_vals: F64,
+    one_mask: BoolArr,
+    one_rep: list[Labels],
+    m: VectorMatching,
+    swap: bool,
+    return_bool: bool,
+) -> Block:
+    """Matched pairs only (no fill modifiers): all rows in one array operation."""
+    rows: list[int] = []
+    ones: list[int] = []
+    labels: list[Labels] = []
+    for i, lb in enumerate(many.labels):
+        k = one_idx.get(_signature(lb, m))
+        if k is None:
+            continue
+        rows.append(i)
+        ones.append(k)
+        labels.append(_result_labels(lb, one_rep[k], op, m, return_bool))
+    ri, oi = np.array(rows, np.intp), np.array(ones, np.intp)
+    mv, mm = many.vals[ri], many.mask[ri]
+    ov, om = one_vals[oi], one_mask[oi]
+    a, b = (ov, mv) if swap else (mv, ov)
+    res = apply_op(op, a, b)
+    mask = mm & om
+    if op in COMPARISON and not return_bool:
+        mask &= res == 1.0
+        res = a
+    n = many.nsteps
+    return Block(labels, res.reshape(len(labels), n), mask.reshape(len(labels), n))
+
+
+def _filled(
+    op: str,
+    lhs: Block,
+    one: Block,
+    many: Block,
+    one_idx: dict[Labels, int],
+    one_vals: F64,
+    one_mask: BoolArr,
+    one_rep: list[Labels],
+    m: VectorMatching,
+    swap: bool,
+    return_bool: bool,
+) -> Block:
+    """With the experimental fill modifiers: series by series."""
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
     out_mask: list[BoolArr] = []
@@ -178,16 +264,11 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
             out_mask.append(mask)
             del sig
     n = lhs.nsteps
-    blk = Block(
+    return Block(
         out_labels,
         np.array(out_vals).reshape(len(out_labels), n),
         np.array(out_mask).reshape(len(out_labels), n),
     )
-    if return_bool:
-        blk = blk.mark_drop()
-    if m.card is not Cardinality.ONE_TO_ONE:
-        _check_unique_many(blk)
-    return blk
 
 
 def _check_unique_many(blk: Block) -> None:

@@ -25,8 +25,21 @@ BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 METADATA_LABELS = (METRIC_NAME, "__type__", "__unit__")
 
 
+# Label sets repeat from query to query (the same series): results of the per-series label
+# work are remembered, up to MEMO_MAX entries (then forgotten all at once).
+MEMO_MAX = 1 << 16
+_DROPPED: dict[Labels, Labels] = {}
+
+
 def drop_metadata(lb: Labels) -> Labels:
-    return lb.without(*METADATA_LABELS) if any(lb.get(n) for n in METADATA_LABELS) else lb
+    got = _DROPPED.get(lb)
+    if got is None:
+        names = lb.names()
+        got = lb.without(*METADATA_LABELS) if any(n in names for n in METADATA_LABELS) else lb
+        if len(_DROPPED) >= MEMO_MAX:
+            _DROPPED.clear()
+        _DROPPED[lb] = got
+    return got
 
 
 @dataclass(slots=True)
@@ -80,14 +93,7 @@ class Block:
 
     def check_unique(self) -> Block:
         """Merge series that share a label set; two present at one step is an error."""
-        seen: dict[Labels, int] = {}
-        dup = False
-        for i, lb in enumerate(self.labels):
-            if lb in seen:
-                dup = True
-                break
-            seen[lb] = i
-        if not dup:
+        if len(set(self.labels)) == len(self.labels):
             return self
         groups: dict[Labels, list[int]] = {}
         for i, lb in enumerate(self.labels):

@@ -31,7 +31,7 @@ from omtsdb.promql.parser.ast import (
     VectorMatching,
     VectorSelector,
 )
-from omtsdb.storage.interface import Queryable, SeriesData
+from omtsdb.storage.interface import Queryable, SeriesBatch, SeriesData, select_batch
 
 Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 
@@ -39,27 +39,69 @@ Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 class FlatSeries:
     """Samples of many series back to back, for window look-ups across all of them at once."""
 
-    __slots__ = ("base", "key", "offsets", "span", "ts", "vs")
+    __slots__ = ("_key", "base", "offsets", "span", "ts", "vs")
 
-    def __init__(self, ts: I64, vs: F64, offsets: I64, base: int, span: int, key: I64) -> None:
+    def __init__(self, ts: I64, vs: F64, offsets: I64) -> None:
         self.ts, self.vs, self.offsets = ts, vs, offsets
-        self.base, self.span, self.key = base, span, key
+        self.base = int(ts.min()) if ts.size else 0
+        self.span = (int(ts.max()) - self.base + 1) if ts.size else 1
+        self._key: I64 | None = None
 
     @classmethod
-    def of(cls, series: list[SeriesData]) -> FlatSeries:
-        lens = np.fromiter((len(s) for s in series), np.int64, len(series))
-        ts = np.concatenate([s.ts for s in series]) if series else np.empty(0, np.int64)
-        vs = np.concatenate([s.vs for s in series]) if series else np.empty(0, np.float64)
-        offsets = np.concatenate(([0], np.cumsum(lens)))
-        base = int(ts.min()) if ts.size else 0
-        span = (int(ts.max()) - base + 1) if ts.size else 1
-        sid = np.repeat(np.arange(len(series), dtype=np.int64), lens)
-        key = sid * span + (ts - base)
-        return cls(ts, vs, offsets, base, span, key)
+    def of(cls, batch: SeriesBatch) -> FlatSeries:
+        return cls(batch.ts, batch.vs, batch.offsets)
+
+    @property
+    def key(self) -> I64:
+        """``series * span + (t - base)``: sorted, for one searchsorted over all series."""
+        if self._key is None:
+            sid = np.repeat(np.arange(self.offsets.size - 1, dtype=np.int64), np.diff(self.offsets))
+            self._key = sid * self.span + (self.ts - self.base)
+        return self._key
 
     def windows(self, start: I64, end: I64) -> tuple[I64, I64]:
         """Index bounds (into ``ts``/``vs``) of the samples with ``start < t <= end`` for every
         (series, step), flattened series-major."""
+        n = end.size
+        if n == 1 and (
+            not self.ts.size or (self.base > start[0] and self.base + self.span <= end[0] + 1)
+        ):
+            # one step whose window holds every sample (the select asked for just that)
+            return self.offsets[:-1].copy(), self.offsets[1:].copy()
+        if n >= 2 and self.ts.size:
+            step = int(end[1] - end[0])
+            if (
+                step > 0
+                and int(end[-1] - end[0]) == step * (n - 1)
+                and not np.any(np.diff(end) != step)
+                and not np.any((end - start) != (end[0] - start[0]))
+            ):
+                return self._grid_windows(int(start[0]), int(end[0]), step, n)
+        return self._searched_windows(start, end)
+
+    def _count_upto(self, base: I64, first: int, step: int, n: int) -> I64:
+        """Per (series, step j): the index just past the series' samples with
+        ``t <= first + j*step``. ``base`` is each sample's series times ``n + 1``."""
+        ns = self.offsets.size - 1
+        # ceil((t - first) / step), clipped to [0, n]: the first grid step j with t <= t_j
+        idx = first - self.ts
+        idx //= step
+        np.negative(idx, out=idx)
+        np.clip(idx, 0, n, out=idx)
+        idx += base
+        counts = np.bincount(idx, minlength=ns * (n + 1)).reshape(ns, n + 1)[:, :n]
+        out: I64 = np.cumsum(counts, axis=1)
+        out += self.offsets[:-1, None]
+        return out.ravel()
+
+    def _grid_windows(self, first_start: int, first_end: int, step: int, n: int) -> tuple[I64, I64]:
+        ns = self.offsets.size - 1
+        base = np.repeat(np.arange(0, ns * (n + 1), n + 1, dtype=np.int64), np.diff(self.offsets))
+        lo = self._count_upto(base, first_start, step, n)
+        hi = self._count_upto(base, first_end, step, n)
+        return lo, np.maximum(hi, lo)
+
+    def _searched_windows(self, start: I64, end: I64) -> tuple[I64, I64]:
         ns = self.offsets.size - 1
         sid = np.arange(ns, dtype=np.int64)[:, None]
         s_rel = np.clip(start - self.base, -1, self.span)[None, :]
@@ -110,13 +152,13 @@ class Context:
         if time.monotonic() > self.deadline:
             raise QueryTimeoutError("query timed out in expression evaluation")
 
-    def select(self, vs: VectorSelector, mint: int, maxt: int) -> list[SeriesData]:
+    def select(self, vs: VectorSelector, mint: int, maxt: int) -> SeriesBatch:
         q = self.queryable.querier(mint, maxt)
         try:
-            got = q.select(vs.matchers, mint, maxt)
+            got = select_batch(q, vs.matchers, mint, maxt)
         finally:
             q.close()
-        self.samples += sum(len(s) for s in got)
+        self.samples += got.ts.size
         if self.samples > self.max_samples:
             raise TooManySamplesError()
         return got
@@ -201,7 +243,7 @@ class Evaluator:
         if t.size == 0:
             return Block.empty(0)
         series = self.ctx.select(vs, int(t.min()) - lb + 1, int(t.max()))
-        if not series:
+        if not len(series):
             return Block.empty(self.n)
         flat = FlatSeries.of(series)
         ns, nt = len(series), self.n
@@ -211,16 +253,12 @@ class Evaluator:
         v = flat.vs[idx] if flat.vs.size else np.zeros(idx.size)
         ok &= ~stale_mask(v)
         vals = flat.ts[idx] / 1000.0 if want_ts else v
-        return Block([s.labels for s in series], vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
+        return Block(series.labels, vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
 
-    def _raw_range(self, ms: MatrixSelector, t: I64) -> list[SeriesData]:
+    def _raw_range(self, ms: MatrixSelector, t: I64) -> SeriesBatch:
         vs = ms.vector_selector
         series = self.ctx.select(vs, int(t.min()) - ms.range_ms + 1, int(t.max()))
-        out = []
-        for s in series:
-            keep = ~stale_mask(s.vs)
-            out.append(s if keep.all() else SeriesData(s.labels, s.ts[keep], s.vs[keep]))
-        return out
+        return series.take(~stale_mask(series.vs))
 
     def range_series(self, ms: MatrixSelector) -> list[SeriesData]:
         """A range vector at the (single) evaluation time: raw samples of each window."""
@@ -229,44 +267,46 @@ class Evaluator:
         if t.size != 1:
             raise BadDataError("a range vector can only be evaluated in an instant query")
         out = []
-        for s in self._raw_range(ms, t):
+        for s in self._raw_range(ms, t).series():
             lo = int(np.searchsorted(s.ts, t[0] - ms.range_ms, "right"))
             hi = int(np.searchsorted(s.ts, t[0], "right"))
             if hi > lo:
                 out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
         return out
 
-    def subquery_inner(self, sq: SubqueryExpr, t: I64) -> list[SeriesData]:
+    def subquery_inner(self, sq: SubqueryExpr, t: I64) -> SeriesBatch:
         """Evaluate the subquery's expression on its own step grid covering every window."""
         step = sq.step_ms or self.ctx.default_step
         first = int(t.min()) - sq.range_ms
         start = -(-first // step) * step  # first multiple of step >= first
         end = int(t.max())
         if end < start:
-            return []
+            return SeriesBatch.empty()
         grid = np.arange(start, end + 1, step, dtype=np.int64)
         inner = Evaluator(self.ctx, grid)
         blk = inner.eval_block(sq.expr).apply_drop()
-        out = []
-        for i, lb in enumerate(blk.labels):
-            m = blk.mask[i]
-            if m.any():
-                out.append(SeriesData(lb, grid[m], blk.vals[i][m]))
-        return out
+        if not len(blk.labels):
+            return SeriesBatch.empty()
+        mask = blk.mask
+        ts = np.broadcast_to(grid, mask.shape)[mask]
+        lens = mask.sum(axis=1)
+        return SeriesBatch(
+            blk.labels, ts, blk.vals[mask], np.concatenate(([0], np.cumsum(lens)))
+        ).take()
 
     def subquery_series(self, sq: SubqueryExpr) -> list[SeriesData]:
         t = self.effective_times(sq.offset_ms, sq.at_ms, sq.at_modifier)
         if t.size != 1:
             raise BadDataError("a range vector can only be evaluated in an instant query")
         out = []
-        for s in self.subquery_inner(sq, t):
+        for s in self.subquery_inner(sq, t).series():
             lo = int(np.searchsorted(s.ts, t[0] - sq.range_ms, "right"))
             hi = int(np.searchsorted(s.ts, t[0], "right"))
             if hi > lo:
                 out.append(SeriesData(s.labels, s.ts[lo:hi], s.vs[lo:hi]))
         return out
 
-    def range_input(self, e: Expr) -> tuple[list[SeriesData], I64, int]:
+    def range_input(self, e: Expr) -> tuple[SeriesBatch, I64, int]:
         """Series, window end times and range for a range-vector function argument."""
         if isinstance(e, ParenExpr):
             return self.range_input(e.expr)
@@ -284,7 +324,7 @@ class Evaluator:
         all series are concatenated and each window is found by one keyed searchsorted."""
         _check_range_modifier(name, e)
         series, t, rng = self.range_input(e)
-        if not series:
+        if not len(series):
             return Block.empty(self.n)
         fn = ROLLUPS[name]
         flat = FlatSeries.of(series)
@@ -307,8 +347,7 @@ class Evaluator:
                 parts_m.append(pm)
                 self.ctx.check_time()
             v, m = np.concatenate(parts_v), np.concatenate(parts_m)
-        labels = [s.labels for s in series]
-        return Block(labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
+        return Block(series.labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
 
     # -- operators --------------------------------------------------------------------------
     def aggregation(self, e: AggregateExpr) -> Block:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from omtsdb.model.samples import F64, I64
 from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
@@ -43,12 +44,14 @@ class Windows:
         width = int(cnt.max()) if cnt.size else 0
         if width == 0 or arr.size == 0:
             return np.full((cnt.size, 0), fill), np.zeros((cnt.size, 0), np.bool_)
-        idx = self.lo[:, None] + np.arange(width)[None, :]
-        mask = idx < self.hi[:, None]
-        idx = np.minimum(idx, arr.size - 1)
-        m = arr[idx]
+        # rows of a sliding-window view over the array padded by ``width`` values
+        padded = np.empty(arr.size + width, arr.dtype)
+        padded[: arr.size] = arr
+        padded[arr.size :] = fill if arr.dtype.kind == "f" else arr[-1]
+        m = sliding_window_view(padded, width)[self.lo]
+        mask = np.arange(width) < cnt[:, None]
         if m.dtype.kind == "f":
-            m = np.where(mask, m, fill)
+            np.copyto(m, fill, where=~mask)
         return m, mask
 
 
@@ -228,6 +231,30 @@ def resets(w: Windows, a: tuple[F64, ...]) -> Result:
     return _flag_windows(w, f).astype(np.float64), w.count > 0
 
 
+def _reset_sums(w: Windows, ok: BoolArr) -> F64:
+    """Per window, the sum of the values just before each counter reset inside it (what a
+    reset adds back), as the running sum over all samples would give it, zero where not
+    ``ok``. Only the (few) reset positions are summed: adding the zeros between them changes
+    nothing, unless a reset value is -0.0 (then the full running sum is taken)."""
+    v = w.vs
+    pos = np.flatnonzero(v[1:] < v[:-1]) + 1
+    if pos.size == 0:
+        return np.zeros(w.lo.size)
+    vals = v[pos - 1]
+    lo1 = np.minimum(w.lo + 1, w.hi)
+    if np.any((vals == 0) & np.signbit(vals)):
+        r = np.zeros(v.size)
+        r[pos] = vals
+        cs = np.concatenate(([0.0], np.cumsum(r)))
+        out: F64 = np.where(ok, cs[w.hi] - cs[lo1], 0.0)
+        return out
+    cs = np.concatenate(([0.0], np.cumsum(vals)))
+    a = np.searchsorted(pos, w.hi, "left")
+    b = np.searchsorted(pos, lo1, "left")
+    out = np.where(ok, cs[a] - cs[b], 0.0)
+    return out
+
+
 def _extrapolated(w: Windows, is_counter: bool, is_rate: bool) -> Result:
     cnt = w.count
     ok = cnt >= 2
@@ -235,37 +262,37 @@ def _extrapolated(w: Windows, is_counter: bool, is_rate: bool) -> Result:
     if n == 0:
         return np.full(cnt.size, np.nan), ok
     lo = np.minimum(w.lo, n - 1)
-    last_i = np.maximum(w.hi - 1, 0)
+    last_i = w.hi - 1
+    np.maximum(last_i, 0, out=last_i)
     first_v, last_v = w.vs[lo], w.vs[last_i]
     first_t, last_t = w.ts[lo], w.ts[last_i]
     result = last_v - first_v
     if is_counter:
-        r = np.zeros(n)
-        if n > 1:
-            r[1:] = np.where(w.vs[1:] < w.vs[:-1], w.vs[:-1], 0.0)
-        cs = np.concatenate(([0.0], np.cumsum(r)))
-        lo1 = np.minimum(w.lo + 1, w.hi)
-        result = result + np.where(ok, cs[w.hi] - cs[lo1], 0.0)
-    range_start = w.t - w.range_ms
+        result += _reset_sums(w, ok)
     with np.errstate(all="ignore"):
-        to_start = (first_t - range_start) / 1000.0
+        d_start = first_t - w.t
+        d_start += w.range_ms
+        to_start = d_start / 1000.0
         to_end = (w.t - last_t) / 1000.0
         sampled = (last_t - first_t) / 1000.0
         avg_dt = sampled / np.maximum(cnt - 1, 1)
         thresh = avg_dt * 1.1
+        half = avg_dt / 2
         # Prometheus 3: cap at half an interval beyond the threshold first, then (counters)
         # never extrapolate below zero.
-        to_start = np.where(to_start >= thresh, avg_dt / 2, to_start)
+        np.copyto(to_start, half, where=to_start >= thresh)
         if is_counter:
-            to_zero = np.where(
-                (result > 0) & (first_v >= 0), sampled * (first_v / result), to_start
-            )
-            to_start = np.minimum(to_start, to_zero)
-        to_end = np.where(to_end >= thresh, avg_dt / 2, to_end)
-        interval = sampled + to_start + to_end
+            zero_ok = (result > 0) & (first_v >= 0)
+            to_zero = first_v / result
+            to_zero *= sampled
+            np.copyto(to_zero, to_start, where=~zero_ok)
+            np.minimum(to_start, to_zero, out=to_start)
+        np.copyto(to_end, half, where=to_end >= thresh)
+        interval = sampled + to_start
+        interval += to_end
         factor = interval / sampled
         if is_rate:
-            factor = factor / (w.range_ms / 1000.0)
+            factor /= w.range_ms / 1000.0
         out = result * factor
     return out, ok
 

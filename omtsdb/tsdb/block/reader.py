@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from omtsdb.errors import CorruptionError
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher, MatchType
 from omtsdb.model.samples import F64, I64
-from omtsdb.storage.interface import SelectHints, SeriesData
+from omtsdb.storage.interface import SelectHints, SeriesBatch, SeriesData
 from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
 from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
 from omtsdb.tsdb.codec.chunk import decode_chunk, decode_timestamps
@@ -52,6 +53,20 @@ class ChunkCache:
             self._d.move_to_end(key)
             self.hits += 1
             return got
+
+    def get_many(self, block: int, rows: list[int]) -> list[tuple[I64, F64] | None]:
+        """``get`` for many chunks of one block under one lock."""
+        with self._lock:
+            d = self._d
+            out = [d.get((block, r)) for r in rows]
+            hits = 0
+            for r, got in zip(rows, out, strict=True):
+                if got is not None:
+                    d.move_to_end((block, r))
+                    hits += 1
+            self.hits += hits
+            self.misses += len(rows) - hits
+            return out
 
     def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
         size = value[0].nbytes + value[1].nbytes
@@ -117,6 +132,8 @@ class Block:
         self._key = next(_BLOCK_KEYS)
         # plain Python rows and offsets: per-series lookups without numpy call overhead
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
+        self._cmin = np.ascontiguousarray(self.chunk_table["mint"])
+        self._cmax = np.ascontiguousarray(self.chunk_table["maxt"])
         self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
         self._closed = False
@@ -252,6 +269,91 @@ class Block:
             if got is not None:
                 out.append(SeriesData(self.labels_of(i), got[0], got[1]))
         return out
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+        """``select`` as one batch: the chunks of all matching series overlapping the range are
+        found with array operations and their (cached) decoded samples concatenated once."""
+        if mint >= self.meta.max_time or maxt < self.meta.min_time:
+            return SeriesBatch.empty()
+        ids = self.postings_for_matchers(matchers)
+        if ids.size == 0:
+            return SeriesBatch.empty()
+        c0 = self._ser_chunks[ids]
+        counts = self._ser_chunks[ids + 1] - c0
+        direct = int(counts.min()) == 1 and int(counts.max()) == 1  # one chunk a series
+        if direct:
+            rows, owner = c0, np.arange(ids.size, dtype=np.int64)
+        else:
+            owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
+            rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+                c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
+            )
+        cmin, cmax = self._cmin[rows], self._cmax[rows]
+        ok = (cmax >= mint) & (cmin <= maxt)
+        if not ok.all():
+            direct = False
+            rows, owner, cmin, cmax = rows[ok], owner[ok], cmin[ok], cmax[ok]
+        if rows.size == 0:
+            return SeriesBatch.empty()
+        # chunks reaching outside the range: slice when little is wanted, else mask later
+        part = (cmin < mint) | (cmax > maxt)
+        partial = part.tolist()
+        if part.any():
+            span = np.maximum(cmax - cmin, 1)
+            wanted = (np.minimum(cmax, maxt) - np.maximum(cmin, mint)) / span
+            slice_it = (wanted < 0.5).tolist()
+        else:
+            slice_it = partial
+        rows_l, owner_l = rows.tolist(), owner.tolist()
+        got_l = CHUNK_CACHE.get_many(self._key, rows_l)
+        ts_parts: list[I64] = []
+        vs_parts: list[F64] = []
+        lens: list[int] = []
+        masked = False
+        cuts: dict[int, tuple[Any, Any]] = {}
+        for k, row in enumerate(rows_l):
+            got = got_l[k]
+            if got is None:
+                got = self._decode(row, int(ids[owner_l[k]]))
+            t, v = got
+            if partial[k]:
+                if slice_it[k]:
+                    # chunks sharing timestamps share the decoded array: cut it once
+                    cut = cuts.get(id(t))
+                    if cut is None:
+                        cut = cuts[id(t)] = (t.searchsorted(mint), t.searchsorted(maxt, "right"))
+                    t, v = t[cut[0] : cut[1]], v[cut[0] : cut[1]]
+                else:
+                    masked = True
+            ts_parts.append(t)
+            vs_parts.append(v)
+            lens.append(t.size)
+        ts = np.concatenate(ts_parts)
+        vs = np.concatenate(vs_parts)
+        if direct:  # chunk k is series k's
+            per_series = np.array(lens, np.int64)
+        else:
+            per_series = np.bincount(owner, weights=lens, minlength=ids.size).astype(np.int64)
+        batch = SeriesBatch(
+            [self.labels_of(i) for i in ids.tolist()],
+            ts,
+            vs,
+            np.concatenate(([0], np.cumsum(per_series))),
+        )
+        if masked:
+            return batch.take((ts >= mint) & (ts <= maxt))
+        return batch.take()
+
+    def _decode(self, row: int, series: int) -> tuple[I64, F64]:
+        r = self._rows[row]
+        off, ln, ref = r[2], r[3], r[5]
+        got = decode_chunk(
+            self._mm[off : off + ln],
+            self._baseline(series),
+            self._shared_ts(ref) if ref >= 0 else None,
+        )
+        CHUNK_CACHE.put((self._key, row), got)
+        return got
 
     def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
         for i in range(self.num_series):

@@ -1,0 +1,85 @@
+"""The vectorised matrix/vector JSON writer against the per-value reference formatting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import orjson
+
+from omtsdb.api.envelope import ts_json
+from omtsdb.api.matrixjson import matrix_json, points, samples_body, timestamps_body, vector_json
+from omtsdb.model.exposition.floats import format_json_sample
+
+
+def _samples(vs: np.ndarray) -> list[str]:
+    body, slow = samples_body(vs)
+    out = body.decode().split(",")
+    for i, txt in slow.items():
+        out[i] = txt.decode()
+    return out
+
+
+def _values() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    parts = [rng.random(20) * 10.0**e for e in range(-320, 308, 3)]
+    parts += [-rng.random(20) * 10.0**e for e in range(-30, 30)]
+    parts.append(np.round(rng.random(500) * 1e5, 2))
+    parts.append(rng.integers(-(2**62), 2**62, 500).astype(np.float64))
+    parts.append(rng.integers(0, 2**63, 2000, dtype=np.int64).view(np.float64))
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, 1e-6, 1e-5, 1e16, 1e21, 0.1, 1.0]
+    parts.append(np.array(special))
+    return np.concatenate(parts)
+
+
+def test_sample_strings_match_reference() -> None:
+    vs = _values()
+    assert _samples(vs) == [format_json_sample(v) for v in vs.tolist()]
+
+
+def test_timestamp_strings_match_reference() -> None:
+    rng = np.random.default_rng(3)
+    for ms in (
+        rng.integers(0, 10**10, 300) * 1000,
+        np.concatenate([rng.integers(-(10**13), 10**13, 300), [0, 1, -1, 999, -1000, 1500]]),
+    ):
+        assert timestamps_body(ms).decode().split(",") == [ts_json(t) for t in ms.tolist()]
+
+
+def test_matrix_json_layout() -> None:
+    metrics = [orjson.dumps({"a": "1"}), orjson.dumps({"a": "2"}), orjson.dumps({"a": "3"})]
+    lens = np.array([2, 0, 1])
+    ts = np.array([1000, 2500, 3000])
+    vs = np.array([1.0, np.nan, 1e-7])
+    got = json.loads(matrix_json(metrics, lens, ts, vs))
+    assert got == [
+        {"metric": {"a": "1"}, "values": [[1, "1"], [2.5, "NaN"]]},
+        {"metric": {"a": "2"}, "values": []},
+        {"metric": {"a": "3"}, "values": [[3, "1e-07"]]},
+    ]
+    assert matrix_json([], np.empty(0, np.int64), ts[:0], vs[:0]) == b"[]"
+
+
+def test_vector_json_layout() -> None:
+    metrics = [orjson.dumps({}), orjson.dumps({"x": "y"})]
+    got = json.loads(vector_json(metrics, np.array([1001, 2000]), np.array([-0.0, 2.5])))
+    assert got == [
+        {"metric": {}, "value": [1.001, "-0"]},
+        {"metric": {"x": "y"}, "value": [2, "2.5"]},
+    ]
+
+
+def test_points_small_and_large_agree() -> None:
+    rng = np.random.default_rng(11)
+    vs = _values()[:5000]
+    ts = np.sort(rng.integers(0, 2 * 10**12, vs.size))
+    ts[::7] -= ts[::7] % 1000
+    big, big_ends = points(ts, vs)
+    small = b"".join(points(ts[i : i + 10], vs[i : i + 10])[0] for i in range(0, vs.size, 10))
+    assert big == small
+    assert big_ends[-1] == len(big)
+    want = "".join(
+        f'[{ts_json(t)},"{format_json_sample(v)}"],'
+        for t, v in zip(ts.tolist(), vs.tolist(), strict=True)
+    )
+    assert big.decode() == want
