@@ -15,7 +15,7 @@ import orjson
 from omtsdb.api.matrixjson import matrix_json, vector_json
 from omtsdb.errors import OmtsdbError
 from omtsdb.model.exposition.floats import format_go_f
-from omtsdb.model.labels import Labels
+from omtsdb.model.labels import Labels, as_valid_utf8
 from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import SeriesData
 
@@ -55,7 +55,7 @@ def encode_value(value: Vector | Matrix | Scalar | String) -> tuple[str, bytes]:
     if isinstance(value, Scalar):
         return "scalar", f'[{ts_json(value.t)},"{format_go_f(value.v)}"]'.encode()
     if isinstance(value, String):
-        return "string", f"[{ts_json(value.t)},{_str(value.v)}]".encode()
+        return "string", f"[{ts_json(value.t)},{_str(as_valid_utf8(value.v))}]".encode()
     if value and isinstance(value[0], SeriesData):
         series: list[SeriesData] = value
         lens = np.fromiter((len(s) for s in series), np.int64, len(series))
@@ -123,4 +123,4 @@ def error_status(err: BaseException) -> tuple[int, str, str]:
 
 def error_body(err: BaseException) -> tuple[int, bytes]:
     status, etype, msg = error_status(err)
-    return status, _dumps({"status": "error", "errorType": etype, "error": msg})
+    return status, _dumps({"status": "error", "errorType": etype, "error": as_valid_utf8(msg)})

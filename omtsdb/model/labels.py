@@ -258,3 +258,11 @@ def quote_bytes(b: bytes) -> str:
     text = b.decode("utf-8", "surrogateescape")
     out = quote(text)
     return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in out)
+
+
+def as_valid_utf8(s: str) -> str:
+    """``s`` with bytes that are not UTF-8 (surrogate escapes from a ``"\\xff"`` literal)
+    replaced by U+FFFD, as Go's JSON encoder writes them."""
+    if _is_utf8(s):
+        return s
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

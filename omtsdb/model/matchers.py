@@ -15,7 +15,7 @@ from functools import lru_cache
 import re2
 
 from omtsdb.errors import BadDataError
-from omtsdb.model.labels import Labels, quote
+from omtsdb.model.labels import Labels, as_valid_utf8, quote
 
 
 class MatchType(enum.Enum):
@@ -55,12 +55,12 @@ def compile_anchored(pattern: str) -> Callable[[str], bool]:
     opts = re2.Options()
     opts.log_errors = False
     opts.dot_nl = True
+    # bytes that are not UTF-8 (a "\xff" escape) read as U+FFFD, as Go's regexp reads them
+    pattern = as_valid_utf8(pattern)
     try:
         rx = re2.compile("^(?:" + pattern + ")$", options=opts)
     except re2.error as e:
         raise BadDataError(f"error parsing regexp: {_go_regexp_error(e, pattern)}") from None
-    except UnicodeEncodeError:  # bytes that are not UTF-8 (a "\xff" escape): as Go's regexp
-        raise BadDataError(f"error parsing regexp: invalid UTF-8: `{pattern}`") from None
     match = rx.match
 
     def pred(s: str) -> bool:

@@ -149,3 +149,23 @@ def test_label_values_name_not_utf8_is_refused() -> None:
         assert r.status == 200
 
     run(body)
+
+
+def test_strings_that_are_not_utf8_never_break_the_json() -> None:
+    # "\xff" is a byte, as in Go; Go's JSON writer prints it as U+FFFD (checked against
+    # Prometheus 3.5 for the string query)
+    async def body(c: TestClient[Any, Any]) -> None:
+        st, js = await get(c, "/api/v1/query", query='"\\xff"', time="0")
+        assert st == 200 and js["data"]["result"][1] == "\ufffd"
+        st, js = await get(c, "/api/v1/query", query='"\\xc3\\xbc"', time="0")
+        assert js["data"]["result"][1] == "ü"
+        q = 'label_replace(vector(1), "dst", "\\xff", "", "")'
+        st, js = await get(c, "/api/v1/query", query=q, time="0")
+        assert st == 200 and js["data"]["result"][0]["metric"] == {"dst": "\ufffd"}
+        q = 'label_replace(vector(1), "\\xff", "x", "", "")'
+        st, js = await get(c, "/api/v1/query", query=q, time="0")
+        assert st == 422 and js["errorType"] == "execution"
+        st, js = await get(c, "/api/v1/query", query='{__name__=~"\\xff"}', time="0")
+        assert st == 200 and js["data"]["result"] == []
+
+    run(body)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from omtsdb.errors import ExecutionError
-from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name
+from omtsdb.model.labels import METRIC_NAME, Labels, as_valid_utf8, is_valid_label_name
 from omtsdb.model.matchers import compile_anchored
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
@@ -163,7 +163,9 @@ def call_function(ev: Evaluator, e: Call) -> Value:
         srcs = [_string(a) for a in args[3:]]
         if not is_valid_label_name(dst):
             raise ExecutionError(f"invalid destination label name in label_join(): {dst}")
-        labels = [lb.set(dst, sep.join(lb.get(s) for s in srcs)) for lb in blk.labels]
+        labels = [
+            lb.set(dst, as_valid_utf8(sep.join(lb.get(s) for s in srcs))) for lb in blk.labels
+        ]
         return Block(labels, blk.vals, blk.mask, drop=_kept_drop(blk, dst)).check_unique()
     if name == "info":
         from omtsdb.promql.engine.info import eval_info
@@ -245,7 +247,7 @@ def label_replace(blk: Block, dst: str, repl: str, src: str, rx: str) -> Block:
         if m is None:
             labels.append(lb)
             continue
-        val = _expand(repl, m)
+        val = as_valid_utf8(_expand(repl, m))
         labels.append(lb.set(dst, val) if val else lb.without(dst))
         if drop is not None and dst == METRIC_NAME:
             drop[i] = False  # the name was written: keep it (delayed name removal)
