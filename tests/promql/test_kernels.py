@@ -9,7 +9,7 @@ import numpy as np
 from omtsdb.promql.engine.annotate import position
 from omtsdb.promql.engine.histcalls import openmetrics_float
 from omtsdb.promql.functions.histogram import bucket_fraction, bucket_quantile, ensure_monotonic
-from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
+from omtsdb.promql.functions.kahan import EXACT_WIDTH, kahan_mean, kahan_sum, needs_compensation
 from omtsdb.promql.functions.natsort import natural_key
 from omtsdb.promql.parser.ast import PosRange
 
@@ -69,8 +69,11 @@ def test_kahan_sum_and_mean_keep_small_terms() -> None:
     assert kahan_sum(m, mask)[0] == 2.0
     assert kahan_mean(m, mask)[0] == 0.5
     assert bool(needs_compensation(m, mask, m.sum(axis=1))[0])
+    # narrow windows always take the sequential sum (bit-exact); wide ones only when needed
     pos = np.array([[1.0, 2.0]])
-    assert not bool(needs_compensation(pos, np.ones_like(pos, np.bool_), pos.sum(axis=1))[0])
+    assert bool(needs_compensation(pos, np.ones_like(pos, np.bool_), pos.sum(axis=1))[0])
+    wide = np.ones((1, EXACT_WIDTH + 1))
+    assert not bool(needs_compensation(wide, np.ones_like(wide, np.bool_), wide.sum(axis=1))[0])
     # overflow switches to an incremental mean instead of returning Inf
     big = np.array([[1e308, 1e308, 1e308, 0.0]])
     bmask = np.array([[True, True, True, False]])
@@ -103,3 +106,28 @@ def test_annotation_position_and_quantile_label() -> None:
         "NaN",
         "1e+06",
     ]
+
+
+def _prometheus_sum(xs: list[float]) -> float:
+    """Prometheus's kahansum.Inc loop and its final ``sum + c``, written out in plain Python."""
+    s = c = 0.0
+    for x in xs:
+        t = s + x
+        if math.isinf(t):
+            c = 0.0
+        elif abs(s) >= abs(x):
+            c += (s - t) + x
+        else:
+            c += (x - t) + s
+        s = t
+    return s if math.isinf(s) else s + c
+
+
+def test_narrow_windows_sum_bit_exact_with_prometheus() -> None:
+    rng = np.random.default_rng(7)
+    m = np.round(rng.normal(50, 20, (200, 60)), 3)
+    mask = rng.random((200, 60)) < 0.9
+    mask = np.sort(mask, axis=1)[:, ::-1]  # present cells first, as in a gathered window
+    got = kahan_sum(np.where(mask, m, 0.0), mask)
+    want = [_prometheus_sum(row[k].tolist()) for row, k in zip(m, mask, strict=True)]
+    assert got.tolist() == want

@@ -19,7 +19,7 @@ from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine.block import MEMO_MAX, Block
 from omtsdb.promql.engine.selectk import select_k
-from omtsdb.promql.functions.kahan import CANCELLATION, kahan_mean, kahan_sum
+from omtsdb.promql.functions.kahan import CANCELLATION, EXACT_WIDTH, kahan_mean, kahan_sum
 from omtsdb.promql.parser.ast import AggregateExpr
 
 if TYPE_CHECKING:
@@ -112,16 +112,20 @@ def aggregate(
 def _compensate(
     op: str, plain: F64, cnt: F64, vals: F64, mask: np.ndarray, starts: np.ndarray
 ) -> F64:
-    """Prometheus sums (and averages) with Kahan compensation, which only matters where terms
-    cancel heavily or the sum overflows: recompute those (group, step) cells in series
-    order from a padded ``[cells, group size]`` matrix."""
+    """Prometheus sums (and averages) with Kahan compensation in series order. Groups of up to
+    ``EXACT_WIDTH`` series take that sequential sum in every cell, so results are bit-exact;
+    in larger groups only the cells where terms cancel heavily or the sum overflows are
+    recomputed. The cells are summed from a padded ``[cells, group size]`` matrix."""
     out = plain / cnt if op == "avg" else plain
-    mag = np.add.reduceat(np.where(mask, np.abs(vals), 0.0), starts, axis=0)
-    need = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
-    if not need.any():
-        return out
     nrows = vals.shape[0]
     sizes = np.diff(np.append(starts, nrows))
+    if int(sizes.max()) <= EXACT_WIDTH:  # small groups: the sequential sum everywhere (exact)
+        need = cnt > 1
+    else:
+        mag = np.add.reduceat(np.where(mask, np.abs(vals), 0.0), starts, axis=0)
+        need = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
+    if not need.any():
+        return out
     row_group = np.repeat(np.arange(starts.size), sizes)
     rank = np.arange(nrows) - starts[row_group]
     groups = np.flatnonzero(need.any(axis=1))

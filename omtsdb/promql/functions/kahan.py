@@ -17,6 +17,9 @@ from omtsdb.model.samples import F64
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 # Magnitude-to-result ratio beyond which a plain sum is recomputed with compensation.
 CANCELLATION = 1000.0
+# Windows up to this many samples always take the sequential compensated sum, so the result is
+# bit-for-bit Prometheus's (one vectorised step per column is cheap at this width).
+EXACT_WIDTH = 256
 
 
 def neumaier_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
@@ -29,9 +32,12 @@ def neumaier_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
 
 
 def needs_compensation(m: F64, mask: BoolArr, plain: F64) -> BoolArr:
-    """Rows where a compensated sum may differ materially from ``plain``: a non-finite result,
-    or terms that cancel so much (sum of magnitudes over 1000 times the result) that the
-    rounding error of a plain sum could show in the result."""
+    """Rows that take the compensated sum: all of them for windows of up to ``EXACT_WIDTH``
+    samples (bit-exact with Prometheus); for wider ones a non-finite result, or terms that
+    cancel so much (sum of magnitudes over 1000 times the result) that the rounding error of a
+    plain sum could show in the result."""
+    if m.shape[1] <= EXACT_WIDTH:
+        return np.ones(m.shape[0], np.bool_)
     with np.errstate(all="ignore"):
         mag = np.where(mask, np.abs(m), 0.0).sum(axis=1)
         out: BoolArr = ~np.isfinite(plain) | (mag > np.abs(plain) * CANCELLATION)
