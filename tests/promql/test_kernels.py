@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omtsdb.promql.engine.annotate import position
 from omtsdb.promql.engine.histcalls import openmetrics_float
@@ -131,3 +134,72 @@ def test_narrow_windows_sum_bit_exact_with_prometheus() -> None:
     got = kahan_sum(np.where(mask, m, 0.0), mask)
     want = [_prometheus_sum(row[k].tolist()) for row, k in zip(m, mask, strict=True)]
     assert got.tolist() == want
+
+
+def _prometheus_mean(xs: list[float]) -> float:
+    """Prometheus 3.5's avg_over_time loop for floats, written out in plain Python."""
+    s = c = mean = 0.0
+    count = 0.0
+    incremental = False
+    for x in xs:
+        count += 1
+        if not incremental:
+            t = s + x
+            nc = c
+            if math.isinf(t):
+                nc = 0.0
+            elif abs(s) >= abs(x):
+                nc += (s - t) + x
+            else:
+                nc += (x - t) + s
+            if count == 1 or not math.isinf(t):
+                s, c = t, nc
+                continue
+            incremental = True
+            mean = s / (count - 1)
+            c /= count - 1
+        q = (count - 1) / count
+        a, inc = q * mean, x / count
+        t = a + inc
+        if math.isinf(t):
+            c = 0.0
+        elif abs(a) >= abs(inc):
+            c = q * c + ((a - t) + inc)
+        else:
+            c = q * c + ((inc - t) + a)
+        mean = t
+    if incremental:
+        return mean + c
+    return s / count + c / count
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(allow_nan=True, allow_infinity=True),
+                st.sampled_from([0.0, -0.0, 1e308, -1e308, 1e-300, 0.1]),
+            ),
+            min_size=1,
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_vectorised_kahan_matches_prometheus_loops(rows: list[list[float]]) -> None:
+    width = max(len(r) for r in rows)
+    m = np.zeros((len(rows), width))
+    mask = np.zeros((len(rows), width), np.bool_)
+    for i, r in enumerate(rows):
+        m[i, : len(r)] = r
+        mask[i, : len(r)] = True
+
+    def same(a: float, b: float) -> bool:
+        return (math.isnan(a) and math.isnan(b)) or struct.pack("<d", a) == struct.pack("<d", b)
+
+    got = kahan_sum(m, mask).tolist()
+    assert all(same(g, _prometheus_sum(r)) for g, r in zip(got, rows, strict=True)), got
+    got = kahan_mean(m, mask).tolist()
+    assert all(same(g, _prometheus_mean(r)) for g, r in zip(got, rows, strict=True)), got

@@ -140,12 +140,8 @@ def _compensate(
         cols = cols_all[a : a + chunk]
         pad_v = np.zeros((groups.size, width, cols.size))
         pad_m = np.zeros((groups.size, width, cols.size), np.bool_)
-        pad_v[gi, ri] = vals[sel][:, cols]
+        pad_v[gi, ri] = vals[sel][:, cols]  # in series order; absent cells add nothing
         pad_m[gi, ri] = mask[sel][:, cols]
-        # present values first in each cell's row, in series order
-        order = np.argsort(~pad_m, axis=1, kind="stable")
-        pad_v = np.take_along_axis(pad_v, order, axis=1)
-        pad_m = np.take_along_axis(pad_m, order, axis=1)
         m2 = pad_v.transpose(0, 2, 1).reshape(-1, width)
         k2 = pad_m.transpose(0, 2, 1).reshape(-1, width)
         comp = kahan_sum(m2, k2) if op == "sum" else kahan_mean(m2, k2)

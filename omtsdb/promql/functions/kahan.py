@@ -17,9 +17,9 @@ from omtsdb.model.samples import F64
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 # Magnitude-to-result ratio beyond which a plain sum is recomputed with compensation.
 CANCELLATION = 1000.0
-# Windows up to this many samples always take the sequential compensated sum, so the result is
-# bit-for-bit Prometheus's (one vectorised step per column is cheap at this width).
-EXACT_WIDTH = 256
+# Windows (and aggregation groups) up to this many cells take the sequential compensated sum, so
+# the result is bit-for-bit Prometheus's; ``_prefix`` makes that a few whole-matrix operations.
+EXACT_WIDTH = 1 << 20
 
 
 def neumaier_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
@@ -44,8 +44,46 @@ def needs_compensation(m: F64, mask: BoolArr, plain: F64) -> BoolArr:
     return out
 
 
+def _prefix(m: F64, mask: BoolArr) -> tuple[F64, F64, BoolArr]:
+    """Prometheus's sequential compensated sum of each row without a Python loop per column:
+    the running sums of the sequential loop are ``np.cumsum`` (a left-to-right accumulation),
+    each step's compensation term follows element-wise from the sums before and after it, and
+    the compensation accumulates by a second cumsum. Returns ``(sum, compensation, rows whose
+    running sum reached ±Inf)``; on those rows the compensation is not Prometheus's (it resets
+    it at an infinite sum) and callers use the sum alone or the loop."""
+    # columns as rows (C order): the cumulative sums then add whole contiguous rows
+    x = np.where(mask.T, m.T, 0.0)
+    x[0] += 0.0  # Go starts the sum at +0: a leading -0.0 becomes +0.0
+    run = np.cumsum(x, axis=0)
+    prev = np.empty_like(run)
+    prev[0] = 0.0
+    prev[1:] = run[:-1]
+    # each step's rounding error, exactly (Knuth's TwoSum: the same value Neumaier's branch on
+    # the larger magnitude computes, without the branch): err = (prev - (run - bv)) + (x - bv)
+    bv = np.subtract(run, prev)
+    np.subtract(x, bv, out=x)
+    np.subtract(run, bv, out=bv)
+    np.subtract(prev, bv, out=prev)
+    np.add(prev, x, out=prev)
+    comp = np.cumsum(prev, axis=0)[-1]
+    hit_inf: BoolArr = np.isinf(run).any(axis=0)
+    return run[-1], comp, hit_inf
+
+
 def kahan_sum(m: F64, mask: BoolArr) -> F64:
-    """Compensated sum of the present cells of each row, in column order."""
+    """Compensated sum of the present cells of each row, in column order, bit-exact with
+    Prometheus's ``kahansum``: ``sum + c``, or the sum alone once it is infinite (or NaN)."""
+    rows, width = m.shape
+    if width == 0:
+        return np.zeros(rows)
+    with np.errstate(all="ignore"):
+        total, comp, hit_inf = _prefix(m, mask)
+        out: F64 = np.where(hit_inf | ~np.isfinite(total), total, total + comp)
+    return out
+
+
+def _kahan_sum_loop(m: F64, mask: BoolArr) -> F64:
+    """The same, one vectorised step per column (the reference for ``kahan_sum``)."""
     rows = m.shape[0]
     s = np.zeros(rows)
     c = np.zeros(rows)
@@ -61,12 +99,29 @@ def kahan_sum(m: F64, mask: BoolArr) -> F64:
 
 def kahan_mean(m: F64, mask: BoolArr) -> F64:
     """Prometheus's ``avg_over_time`` for floats: a compensated direct mean that switches to an
-    incremental mean once the running sum would overflow. Present cells must come first in
-    each row (as in a gathered window)."""
+    incremental mean once the running sum would overflow. Absent cells may be anywhere in a row.
+    Rows whose sum stays finite are computed without a loop (``_prefix``); the others take the
+    step-by-step path."""
     rows, width = m.shape
     out = np.full(rows, np.nan)
     if width == 0:
         return out
+    count = mask.sum(axis=1).astype(np.float64)
+    with np.errstate(all="ignore"):
+        total, comp, hit_inf = _prefix(m, mask)
+        out = np.where(count > 0, total / count + comp / count, np.nan)
+    if hit_inf.any():  # the step-by-step path wants the present cells first in each row
+        sub_m, sub_k = m[hit_inf], mask[hit_inf]
+        order = np.argsort(~sub_k, axis=1, kind="stable")
+        sub_m = np.take_along_axis(sub_m, order, axis=1)
+        sub_k = np.take_along_axis(sub_k, order, axis=1)
+        out[hit_inf] = _kahan_mean_loop(sub_m, sub_k)
+    return out
+
+
+def _kahan_mean_loop(m: F64, mask: BoolArr) -> F64:
+    rows, width = m.shape
+    out = np.full(rows, np.nan)
     s = np.where(mask[:, 0], m[:, 0], 0.0)
     c = np.zeros(rows)
     mean = np.zeros(rows)
