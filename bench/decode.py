@@ -65,6 +65,7 @@ def cold(b: Block) -> None:
     """Forget every decoded chunk and shared timestamps: each run decodes from the bytes."""
     block_reader.CHUNK_CACHE.drop_block(b._key)
     b._ts_cache.clear()
+    b._ts_concat.clear()
 
 
 if __name__ == "__main__":

@@ -75,18 +75,21 @@ def test_query_decodes_only_the_chunks_it_needs(
     assert meta is not None
     b = Block(tmp_path / meta.ulid)
     calls: list[int] = []
-    real = block_reader.decode_chunk
+    real = block_reader.decode_batch
 
-    def counting(buf, base=None, ts=None):  # type: ignore[no-untyped-def]
-        calls.append(len(buf))
-        return real(buf, base, ts)
+    def counting(jobs):  # type: ignore[no-untyped-def]
+        calls.extend(len(j[0]) for j in jobs)
+        return real(jobs)
 
-    monkeypatch.setattr(block_reader, "decode_chunk", counting)
+    monkeypatch.setattr(block_reader, "decode_batch", counting)
     got = b.select([Matcher(RE, "__name__", "m.*")], 20 * HOUR, 21 * HOUR)
     assert len(got) == 20 and all(len(s) == 241 for s in got)
-    # one chunk per series, not the whole day (+1: the timestamps the series share)
-    assert len(calls) <= 21
+    # one chunk per series, not the whole day
+    assert len(calls) == 20
     assert len(calls) * 2 < meta.num_chunks
+    calls.clear()  # now cached
+    again = b.select([Matcher(RE, "__name__", "m.*")], 20 * HOUR, 21 * HOUR)
+    assert calls == [] and [s.labels for s in again] == [s.labels for s in got]
 
 
 def test_head_cut_restart_and_wal_checkpoint(tmp_path: Path) -> None:
