@@ -29,7 +29,7 @@ from omtsdb.tsdb.codec.chunk import decode_timestamps
 from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, union_sorted
 
 _EMPTY: IDS = np.empty(0, np.int64)
-_BATCH_SAMPLES = 1 << 20  # decode at most about this many samples in one batch
+_BATCH_SAMPLES = 1 << 18  # samples decoded in one batch: its arrays stay small and reused
 _Pending = tuple[int, int, int]  # (series slot, part of its timestamps, chunk row)
 _Plan = tuple[list[I64 | None], F64, list[int]]  # timestamps by chunk, values, shared refs
 _U32_MAX = np.uint64(2**32 - 1)
@@ -119,6 +119,8 @@ class Block:
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
         self._ts_concat: dict[tuple[int, ...], I64] = {}  # shared timestamps, concatenated
+        refs = self.chunk_table["tsref"]
+        self._ts_targets = set(np.unique(refs[refs >= 0]).tolist())  # rows others share
         self._key = next(_BLOCK_KEYS)
         # plain Python rows and offsets: per-series lookups without numpy call overhead
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
@@ -218,7 +220,9 @@ class Block:
                 got = cache.get((self._key, c))
                 if got is None:
                     off, ref = r[2], r[5]
-                    shared = self._shared_ts(ref) if ref >= 0 else None
+                    # timestamps other chunks share are decoded once, by _shared_ts
+                    known = ref if ref >= 0 else c if c in self._ts_targets else -1
+                    shared = self._shared_ts(known) if known >= 0 else None
                     jobs.append((self._mm[off : off + r[3]], self._baseline(i), shared, vs[at:end]))
                     pending.append((len(out), len(ts_parts), c))
                     ts_parts.append(shared)

@@ -16,6 +16,7 @@ unaligned words per ``k`` reads column ``k`` of all groups.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -44,13 +45,28 @@ from omtsdb.tsdb.codec.chunk import (
 from omtsdb.tsdb.codec.ints import _zd, unpack_u64, unzigzag
 
 Arr = np.ndarray[Any, Any]
-# one chunk: its bytes, its baseline, the timestamps it shares (or None), where its values go
+# one chunk: its bytes, its baseline, the timestamps it shares (or its own, when known: they
+# are not decoded again) or None, where its values go
 Job = tuple[bytes, Baseline | None, I64 | None, F64]
 
 _Q = struct.Struct("<q")
 _QQ = struct.Struct("<QQ")
 _M64 = (1 << 64) - 1
 _MAX_BITS = 57  # widest field an unaligned 8-byte word always holds
+
+
+_TLS = threading.local()
+
+
+def _scratch(name: str, n: int, dt: np.dtype[Any] | type) -> Arr:
+    """``n`` items of a per-thread buffer, reused between batches: freshly mapped memory costs
+    page faults on every first touch, more than the decoding that fills it."""
+    size = n * np.dtype(dt).itemsize
+    buf: Arr | None = getattr(_TLS, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1 << 16), np.uint8)
+        setattr(_TLS, name, buf)
+    return buf[:size].view(dt)
 
 
 def _word(width: int) -> tuple[np.dtype[Any], np.dtype[Any]]:
@@ -137,20 +153,17 @@ class _Streams:
         np.cumsum([8 * len(r[0]) for r in self.rice], out=starts[1:])
         raw = np.frombuffer(b"".join(r[0] for r in self.rice), np.uint8)
         zeros = np.flatnonzero(np.unpackbits(~raw, bitorder="little").view(np.bool_))
-        first = np.searchsorted(zeros, starts).tolist()
-        q = np.empty(zeros.size, np.int64)
+        first = np.searchsorted(zeros, starts)
+        ns = np.array([r[2] for r in self.rice], np.int64)
+        if np.any(first[1:] - first[:-1] < ns):
+            raise CorruptionError("rice: truncated")
+        q = _scratch("quot", zeros.size, np.int64)
         if zeros.size:
             np.subtract(zeros[1:], zeros[:-1], out=q[1:])
             q[1:] -= 1
-        out = []
-        for i, r in enumerate(self.rice):
-            a, n = first[i], r[2]
-            if first[i + 1] - a < n:
-                raise CorruptionError("rice: truncated")
-            seg = q[a : a + n]
-            seg[0] = zeros[a] - starts[i]
-            out.append(seg)
-        return out
+            # the first quotient of each stream counts from the stream's first bit
+            q[first[:-1]] = zeros[first[:-1]] - starts[:-1]
+        return [q[a : a + n] for a, n in zip(first.tolist(), ns.tolist(), strict=False)]
 
     def _unpack(
         self, width: int, items: list[tuple[bytes, int, I64, bool, int, int]], quot: list[I64]
@@ -169,7 +182,7 @@ class _Streams:
         parts.append(bytes(8))
         raw = b"".join(parts)
         udt, sdt = _word(width)
-        grid = np.empty((rows, 8), udt)
+        grid = _scratch("grid", rows * 8, udt).reshape(rows, 8)
         for k in range(8):
             col: Arr = np.ndarray((rows,), udt, raw, (k * width) >> 3, (width,))
             np.right_shift(col, udt.type((k * width) & 7), out=grid[:, k])
@@ -180,8 +193,9 @@ class _Streams:
         half: Arr = us
         sign: Arr = us
         if any(it[3] for it in items):  # zig-zag: (u >> 1) ^ -(u & 1)
-            half = (u >> one).view(sdt)
-            sign = -(u & one).view(sdt)
+            half = np.right_shift(u, one, out=_scratch("half", u.size, udt)).view(sdt)
+            sign = np.bitwise_and(u, one, out=_scratch("sign", u.size, udt)).view(sdt)
+            np.negative(sign, out=sign)
         for (_, n, dest, zz, lo, rice), a in zip(items, pos, strict=True):
             b = a + n
             if rice >= 0:  # a Rice remainder: value = quotient << k | remainder
@@ -227,7 +241,7 @@ class _Later:
 def decode_batch(jobs: Sequence[Job]) -> list[I64]:
     """Decode the values of every job's chunk into its output array (whose length must be the
     chunk's sample count); returns each chunk's timestamps (the shared ones when given)."""
-    work = np.empty(sum(j[3].size for j in jobs), np.int64)
+    work = _scratch("work", sum(j[3].size for j in jobs), np.int64)
     streams = _Streams()
     later: list[_Later] = []
     out_ts: list[I64] = []
@@ -277,10 +291,12 @@ def _parse(
         raise CorruptionError("chunk: sample count differs from the index")
     (tlen,) = _U32.unpack_from(buf, _HDR.size)
     off = _HDR.size + 4
-    if tsc == TS_SHARED:
-        if shared is None or shared.size != n:
-            raise CorruptionError("chunk: shares timestamps; none (or the wrong ones) given")
+    if shared is not None:  # shared, or this chunk's own already decoded
+        if shared.size != n:
+            raise CorruptionError("chunk: wrong number of timestamps given")
         ts = shared
+    elif tsc == TS_SHARED:
+        raise CorruptionError("chunk: shares timestamps; none given")
     else:
         ts = _decode_ts(tsc, buf[off : off + tlen], n, mint, maxt)
     off += tlen
