@@ -211,19 +211,25 @@ class Block:
             if not sel:
                 out.append(None)
                 continue
+            key = self._key
+            gots = [cache.get((key, c)) for c in sel]
+            hit = gots[0]
+            if len(sel) == 1 and hit is not None:  # the cached arrays themselves, no copy
+                out.append(([hit[0]], hit[1], [rows[sel[0]][5]]))
+                continue
             vs = np.empty(sum(rows[c][4] for c in sel), np.float64)
             ts_parts: list[I64 | None] = []
+            base = self._baseline(i)
             at = 0
-            for c in sel:
+            for c, got in zip(sel, gots, strict=True):
                 r = rows[c]
                 end = at + r[4]
-                got = cache.get((self._key, c))
                 if got is None:
                     off, ref = r[2], r[5]
                     # timestamps other chunks share are decoded once, by _shared_ts
                     known = ref if ref >= 0 else c if c in self._ts_targets else -1
                     shared = self._shared_ts(known) if known >= 0 else None
-                    jobs.append((self._mm[off : off + r[3]], self._baseline(i), shared, vs[at:end]))
+                    jobs.append((self._mm[off : off + r[3]], base, shared, vs[at:end]))
                     pending.append((len(out), len(ts_parts), c))
                     ts_parts.append(shared)
                     todo += r[4]
