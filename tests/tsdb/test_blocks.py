@@ -242,3 +242,33 @@ def test_import_learns_baselines_and_round_trips_bit_exact(tmp_path: Path) -> No
     for lb, vs in zip(series, vals, strict=True):
         assert np.array_equal(got[lb].ts, ts)
         assert np.array_equal(got[lb].vs.view(np.uint64), vs.view(np.uint64))
+
+
+def test_batched_select_in_any_batch_size_equals_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_series(12, 24)  # 3 chunks a series; shared timestamps, NaN, -0.0
+    meta = write_block(tmp_path, data, min_time=0, max_time=24 * HOUR, chunk_samples=2048)
+    assert meta is not None
+    b = Block(tmp_path / meta.ulid)
+    want = {lb: (ts, vs) for lb, ts, vs in data}
+    every = [Matcher(RE, "__name__", ".+")]
+    for batch in (1, 3000, 1 << 18):  # a flush after every chunk, mid-series, never
+        monkeypatch.setattr(block_reader, "_BATCH_SAMPLES", batch)
+        for lo, hi in ((0, 24 * HOUR), (7 * HOUR, 17 * HOUR), (23 * HOUR, 24 * HOUR)):
+            b.forget_cached()
+            b._ts_cache.clear()
+            for _ in range(2):  # decoded, then from the cache
+                got = by_labels(b.select(every, lo, hi))
+                assert set(got) == set(want)
+                for lb, (ts, vs) in want.items():
+                    keep = (ts >= lo) & (ts <= hi)
+                    assert np.array_equal(got[lb].ts, ts[keep])
+                    assert np.array_equal(got[lb].vs.view(np.uint64), vs[keep].view(np.uint64))
+                    assert not got[lb].vs.flags.writeable
+        b.forget_cached()
+        streamed = list(b.iter_series(0, 24 * HOUR))
+        assert [s.labels for s in streamed] == [lb for lb, _, _ in data]
+        for s, (_, ts, vs) in zip(streamed, data, strict=True):
+            assert np.array_equal(s.ts, ts)
+            assert np.array_equal(s.vs.view(np.uint64), vs.view(np.uint64))

@@ -219,6 +219,7 @@ class Block:
                 continue
             vs = np.empty(sum(rows[c][4] for c in sel), np.float64)
             ts_parts: list[I64 | None] = []
+            out.append((ts_parts, vs, [rows[c][5] for c in sel]))
             base = self._baseline(i)
             at = 0
             for c, got in zip(sel, gots, strict=True):
@@ -230,19 +231,18 @@ class Block:
                     known = ref if ref >= 0 else c if c in self._ts_targets else -1
                     shared = self._shared_ts(known) if known >= 0 else None
                     jobs.append((self._mm[off : off + r[3]], base, shared, vs[at:end]))
-                    pending.append((len(out), len(ts_parts), c))
+                    pending.append((len(out) - 1, len(ts_parts), c))
                     ts_parts.append(shared)
                     todo += r[4]
+                    if todo >= _BATCH_SAMPLES:
+                        self._run(jobs, pending, out)
+                        todo = 0
                 else:
                     if got[1].size != r[4]:
                         raise CorruptionError(f"{self.path}: chunk {c}: bad sample count")
                     vs[at:end] = got[1]
                     ts_parts.append(got[0])
                 at = end
-            out.append((ts_parts, vs, [rows[c][5] for c in sel]))
-            if todo >= _BATCH_SAMPLES:
-                self._run(jobs, pending, out)
-                todo = 0
         self._run(jobs, pending, out)
         return [None if p is None else self._finish(p, mint, maxt) for p in out]
 

@@ -56,12 +56,15 @@ _MAX_BITS = 57  # widest field an unaligned 8-byte word always holds
 
 
 _TLS = threading.local()
+_SCRATCH_MAX = 16 << 20  # bytes of one scratch array kept per thread
 
 
 def _scratch(name: str, n: int, dt: np.dtype[Any] | type) -> Arr:
     """``n`` items of a per-thread buffer, reused between batches: freshly mapped memory costs
     page faults on every first touch, more than the decoding that fills it."""
     size = n * np.dtype(dt).itemsize
+    if size > _SCRATCH_MAX:  # a batch of one huge chunk: not kept
+        return np.empty(n, dt)
     buf: Arr | None = getattr(_TLS, name, None)
     if buf is None or buf.size < size:
         buf = np.empty(max(size, 1 << 16), np.uint8)
