@@ -75,18 +75,21 @@ def test_query_decodes_only_the_chunks_it_needs(
     assert meta is not None
     b = Block(tmp_path / meta.ulid)
     calls: list[int] = []
-    real = block_reader.decode_chunk
+    real = block_reader.decode_batch
 
-    def counting(buf, base=None, ts=None):  # type: ignore[no-untyped-def]
-        calls.append(len(buf))
-        return real(buf, base, ts)
+    def counting(jobs):  # type: ignore[no-untyped-def]
+        calls.extend(len(j[0]) for j in jobs)
+        return real(jobs)
 
-    monkeypatch.setattr(block_reader, "decode_chunk", counting)
+    monkeypatch.setattr(block_reader, "decode_batch", counting)
     got = b.select([Matcher(RE, "__name__", "m.*")], 20 * HOUR, 21 * HOUR)
     assert len(got) == 20 and all(len(s) == 241 for s in got)
-    # one chunk per series, not the whole day (+1: the timestamps the series share)
-    assert len(calls) <= 21
+    # one chunk per series, not the whole day
+    assert len(calls) == 20
     assert len(calls) * 2 < meta.num_chunks
+    calls.clear()  # now cached
+    again = b.select([Matcher(RE, "__name__", "m.*")], 20 * HOUR, 21 * HOUR)
+    assert calls == [] and [s.labels for s in again] == [s.labels for s in got]
 
 
 def test_head_cut_restart_and_wal_checkpoint(tmp_path: Path) -> None:
@@ -239,3 +242,33 @@ def test_import_learns_baselines_and_round_trips_bit_exact(tmp_path: Path) -> No
     for lb, vs in zip(series, vals, strict=True):
         assert np.array_equal(got[lb].ts, ts)
         assert np.array_equal(got[lb].vs.view(np.uint64), vs.view(np.uint64))
+
+
+def test_batched_select_in_any_batch_size_equals_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_series(12, 24)  # 3 chunks a series; shared timestamps, NaN, -0.0
+    meta = write_block(tmp_path, data, min_time=0, max_time=24 * HOUR, chunk_samples=2048)
+    assert meta is not None
+    b = Block(tmp_path / meta.ulid)
+    want = {lb: (ts, vs) for lb, ts, vs in data}
+    every = [Matcher(RE, "__name__", ".+")]
+    for batch in (1, 3000, 1 << 18):  # a flush after every chunk, mid-series, never
+        monkeypatch.setattr(block_reader, "_BATCH_SAMPLES", batch)
+        for lo, hi in ((0, 24 * HOUR), (7 * HOUR, 17 * HOUR), (23 * HOUR, 24 * HOUR)):
+            b.forget_cached()
+            b._ts_cache.clear()
+            for _ in range(2):  # decoded, then from the cache
+                got = by_labels(b.select(every, lo, hi))
+                assert set(got) == set(want)
+                for lb, (ts, vs) in want.items():
+                    keep = (ts >= lo) & (ts <= hi)
+                    assert np.array_equal(got[lb].ts, ts[keep])
+                    assert np.array_equal(got[lb].vs.view(np.uint64), vs[keep].view(np.uint64))
+                    assert not got[lb].vs.flags.writeable
+        b.forget_cached()
+        streamed = list(b.iter_series(0, 24 * HOUR))
+        assert [s.labels for s in streamed] == [lb for lb, _, _ in data]
+        for s, (_, ts, vs) in zip(streamed, data, strict=True):
+            assert np.array_equal(s.ts, ts)
+            assert np.array_equal(s.vs.view(np.uint64), vs.view(np.uint64))

@@ -25,10 +25,14 @@ from omtsdb.model.samples import F64, I64
 from omtsdb.storage.interface import SelectHints, SeriesBatch, SeriesData
 from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
 from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
-from omtsdb.tsdb.codec.chunk import decode_chunk, decode_timestamps
+from omtsdb.tsdb.codec.batch import Job, decode_batch
+from omtsdb.tsdb.codec.chunk import decode_timestamps
 from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, union_sorted
 
 _EMPTY: IDS = np.empty(0, np.int64)
+_BATCH_SAMPLES = 1 << 18  # samples decoded in one batch: its arrays stay small and reused
+_Pending = tuple[int, int, int]  # (series slot, part of its timestamps, chunk row)
+_Plan = tuple[list[I64 | None], F64, list[int]]  # timestamps by chunk, values, shared refs
 _U32_MAX = np.uint64(2**32 - 1)
 
 
@@ -129,6 +133,9 @@ class Block:
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
+        self._ts_concat: dict[tuple[int, ...], I64] = {}  # shared timestamps, concatenated
+        refs = self.chunk_table["tsref"]
+        self._ts_targets = set(np.unique(refs[refs >= 0]).tolist())  # rows others share
         self._key = next(_BLOCK_KEYS)
         # plain Python rows and offsets: per-series lookups without numpy call overhead
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
@@ -205,37 +212,94 @@ class Block:
         return b
 
     def series_samples(self, i: int, mint: int, maxt: int) -> tuple[I64, F64] | None:
-        c0, c1 = self._ser_chunks_l[i], self._ser_chunks_l[i + 1]
-        rows = self._rows[c0:c1]
-        # rows are in time order: keep those overlapping [mint, maxt]
-        sel = [c0 + k for k, r in enumerate(rows) if r[1] >= mint and r[0] <= maxt]
-        if not sel:
-            return None
-        ts_parts: list[I64] = []
-        vs_parts: list[F64] = []
-        cache = CHUNK_CACHE
-        for row in sel:
-            key = (self._key, row)
-            got = cache.get(key)
+        return self._samples([i], mint, maxt)[0]
+
+    def _samples(self, ids: Sequence[int], mint: int, maxt: int) -> list[tuple[I64, F64] | None]:
+        """Samples in [mint, maxt] of each series: the chunks not in the cache are decoded
+        together (``decode_batch``), straight into one value array per series."""
+        out: list[_Plan | None] = []
+        pending: list[_Pending] = []
+        jobs: list[Job] = []
+        todo = 0
+        cache, rows, bounds = CHUNK_CACHE, self._rows, self._ser_chunks_l
+        for i in ids:
+            c0, c1 = bounds[i], bounds[i + 1]
+            sel = [c for c in range(c0, c1) if rows[c][1] >= mint and rows[c][0] <= maxt]
+            if not sel:
+                out.append(None)
+                continue
+            key = self._key
+            gots = [cache.get((key, c)) for c in sel]
+            hit = gots[0]
+            if len(sel) == 1 and hit is not None:  # the cached arrays themselves, no copy
+                out.append(([hit[0]], hit[1], [rows[sel[0]][5]]))
+                continue
+            vs = np.empty(sum(rows[c][4] for c in sel), np.float64)
+            ts_parts: list[I64 | None] = []
+            out.append((ts_parts, vs, [rows[c][5] for c in sel]))
+            base = self._baseline(i)
+            at = 0
+            for c, got in zip(sel, gots, strict=True):
+                r = rows[c]
+                end = at + r[4]
+                if got is None:
+                    off, ref = r[2], r[5]
+                    # timestamps other chunks share are decoded once, by _shared_ts
+                    known = ref if ref >= 0 else c if c in self._ts_targets else -1
+                    shared = self._shared_ts(known) if known >= 0 else None
+                    jobs.append((self._mm[off : off + r[3]], base, shared, vs[at:end]))
+                    pending.append((len(out) - 1, len(ts_parts), c))
+                    ts_parts.append(shared)
+                    todo += r[4]
+                    if todo >= _BATCH_SAMPLES:
+                        self._run(jobs, pending, out)
+                        todo = 0
+                else:
+                    if got[1].size != r[4]:
+                        raise CorruptionError(f"{self.path}: chunk {c}: bad sample count")
+                    vs[at:end] = got[1]
+                    ts_parts.append(got[0])
+                at = end
+        self._run(jobs, pending, out)
+        return [None if p is None else self._finish(p, mint, maxt) for p in out]
+
+    def _run(self, jobs: list[Job], pending: list[_Pending], out: list[_Plan | None]) -> None:
+        if not jobs:
+            return
+        for (k, part, c), ts, job in zip(pending, decode_batch(jobs), jobs, strict=True):
+            plan = out[k]
+            assert plan is not None
+            plan[0][part] = ts
+            CHUNK_CACHE.put((self._key, c), (ts, job[3]))
+        jobs.clear()
+        pending.clear()
+
+    def _finish(self, plan: _Plan, mint: int, maxt: int) -> tuple[I64, F64] | None:
+        parts, vs, refs = plan
+        vs.flags.writeable = False  # the cache holds views of it
+        ts_parts = [t for t in parts if t is not None]
+        if len(ts_parts) != len(parts):
+            raise CorruptionError(f"{self.path}: chunk without timestamps")
+        if len(ts_parts) == 1:
+            ts = ts_parts[0]
+        elif min(refs) >= 0:  # all shared: series of one scrape get the same array
+            key = tuple(refs)
+            got = self._ts_concat.get(key)
             if got is None:
-                r = rows[row - c0]
-                off, ln, ref = r[2], r[3], r[5]
-                got = decode_chunk(
-                    self._mm[off : off + ln],
-                    self._baseline(i),
-                    self._shared_ts(ref) if ref >= 0 else None,
-                )
-                cache.put(key, got)
-            ts_parts.append(got[0])
-            vs_parts.append(got[1])
-        ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
-        vs = np.concatenate(vs_parts) if len(vs_parts) > 1 else vs_parts[0]
+                got = np.concatenate(ts_parts)
+                got.flags.writeable = False
+                if len(self._ts_concat) >= 4096:
+                    self._ts_concat.clear()
+                self._ts_concat[key] = got
+            ts = got
+        else:
+            ts = np.concatenate(ts_parts)
         if ts[0] < mint or ts[-1] > maxt:
             lo = int(np.searchsorted(ts, mint, "left"))
             hi = int(np.searchsorted(ts, maxt, "right"))
             if hi <= lo:
                 return None
-            ts, vs = ts[lo:hi], vs[lo:hi]
+            return ts[lo:hi], vs[lo:hi]
         return ts, vs
 
     def _shared_ts(self, row: int) -> I64:
@@ -244,9 +308,8 @@ class Block:
         if got is None:
             if not 0 <= row < self.chunk_table.size:
                 raise CorruptionError(f"{self.path}: bad shared-timestamps reference {row}")
-            r = self.chunk_table[row]
-            off, ln = int(r["off"]), int(r["len"])
-            got = decode_timestamps(self._mm[off : off + ln])
+            r = self._rows[row]
+            got = decode_timestamps(self._mm[r[2] : r[2] + r[3]])
             got.flags.writeable = False
             if len(self._ts_cache) >= 65536:
                 self._ts_cache.clear()
@@ -263,12 +326,12 @@ class Block:
         """Series in label order (the block's order) with samples in [mint, maxt]."""
         if mint >= self.meta.max_time or maxt < self.meta.min_time:
             return []
-        out = []
-        for i in self.postings_for_matchers(matchers).tolist():
-            got = self.series_samples(i, mint, maxt)
-            if got is not None:
-                out.append(SeriesData(self.labels_of(i), got[0], got[1]))
-        return out
+        ids = self.postings_for_matchers(matchers).tolist()
+        return [
+            SeriesData(self.labels_of(i), got[0], got[1])
+            for i, got in zip(ids, self._samples(ids, mint, maxt), strict=True)
+            if got is not None
+        ]
 
     def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
         """``select`` as one batch: the chunks of all matching series overlapping the range are
@@ -356,10 +419,11 @@ class Block:
         return got
 
     def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
-        for i in range(self.num_series):
-            got = self.series_samples(i, mint, maxt)
-            if got is not None:
-                yield SeriesData(self.labels_of(i), got[0], got[1])
+        for a in range(0, self.num_series, 256):
+            ids = range(a, min(a + 256, self.num_series))
+            for i, got in zip(ids, self._samples(ids, mint, maxt), strict=True):
+                if got is not None:
+                    yield SeriesData(self.labels_of(i), got[0], got[1])
 
     def ids_for(self, matchers: Sequence[Matcher]) -> IDS:
         return self.postings_for_matchers(matchers) if matchers else self.all_ids()
