@@ -369,6 +369,8 @@ class Block:
             slice_it = partial
         rows_l, owner_l = rows.tolist(), owner.tolist()
         got_l = CHUNK_CACHE.get_many(self._key, rows_l)
+        missing = [(row, int(ids[owner_l[k]])) for k, row in enumerate(rows_l) if got_l[k] is None]
+        decoded = self._decode_rows(missing) if missing else {}
         ts_parts: list[I64] = []
         vs_parts: list[F64] = []
         lens: list[int] = []
@@ -376,9 +378,7 @@ class Block:
         cuts: dict[int, tuple[Any, Any]] = {}
         for k, row in enumerate(rows_l):
             got = got_l[k]
-            if got is None:
-                got = self._decode(row, int(ids[owner_l[k]]))
-            t, v = got
+            t, v = got if got is not None else decoded[row]
             if partial[k]:
                 if slice_it[k]:
                     # chunks sharing timestamps share the decoded array: cut it once
@@ -407,16 +407,36 @@ class Block:
             return batch.take((ts >= mint) & (ts <= maxt))
         return batch.take()
 
-    def _decode(self, row: int, series: int) -> tuple[I64, F64]:
-        r = self._rows[row]
-        off, ln, ref = r[2], r[3], r[5]
-        got = decode_chunk(
-            self._mm[off : off + ln],
-            self._baseline(series),
-            self._shared_ts(ref) if ref >= 0 else None,
-        )
-        CHUNK_CACHE.put((self._key, row), got)
-        return got
+    def _decode_rows(self, wanted: list[tuple[int, int]]) -> dict[int, tuple[I64, F64]]:
+        """Decode chunks ``(row, series)`` together (``decode_batch``) into the chunk cache."""
+        out: dict[int, tuple[I64, F64]] = {}
+        jobs: list[Job] = []
+        done: list[int] = []
+        todo = 0
+
+        def flush() -> None:
+            for c, ts, job in zip(done, decode_batch(jobs), jobs, strict=True):
+                vs = job[3]
+                vs.flags.writeable = False
+                out[c] = (ts, vs)
+                CHUNK_CACHE.put((self._key, c), out[c])
+            jobs.clear()
+            done.clear()
+
+        for c, series in wanted:
+            r = self._rows[c]
+            ref = r[5]
+            known = ref if ref >= 0 else c if c in self._ts_targets else -1
+            shared = self._shared_ts(known) if known >= 0 else None
+            vs = np.empty(r[4], np.float64)
+            jobs.append((self._mm[r[2] : r[2] + r[3]], self._baseline(series), shared, vs))
+            done.append(c)
+            todo += r[4]
+            if todo >= _BATCH_SAMPLES:
+                flush()
+                todo = 0
+        flush()
+        return out
 
     def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
         for a in range(0, self.num_series, 256):
