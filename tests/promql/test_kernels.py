@@ -203,3 +203,43 @@ def test_vectorised_kahan_matches_prometheus_loops(rows: list[list[float]]) -> N
     assert all(same(g, _prometheus_sum(r)) for g, r in zip(got, rows, strict=True)), got
     got = kahan_mean(m, mask).tolist()
     assert all(same(g, _prometheus_mean(r)) for g, r in zip(got, rows, strict=True)), got
+
+
+def _prometheus_stdvar(xs: list[float]) -> float:
+    """Prometheus 3.5's stdvar aggregation of one group at one step, in plain Python."""
+    mean, value, count = xs[0], (0.0 if math.isfinite(xs[0]) else math.nan), 1.0
+    for f in xs[1:]:
+        count += 1
+        delta = f - mean
+        mean += delta / count
+        value += delta * (f - mean)
+    return value / count
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.floats(allow_nan=True), st.none()), min_size=1, max_size=6),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_stdvar_follows_prometheus_welford(groups: list[list[float | None]]) -> None:
+    from omtsdb.promql.engine.aggregate import _welford
+
+    rows = [v for g in groups for v in g]
+    vals = np.array([[0.0 if v is None else v] for v in rows])
+    mask = np.array([[v is not None] for v in rows])
+    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+    with np.errstate(all="ignore"):
+        got = _welford(vals, mask, starts)
+    assert got is not None
+    for k, g in enumerate(groups):
+        present = [v for v in g if v is not None]
+        if not present:
+            continue
+        want = _prometheus_stdvar(present)
+        a = float(got[k, 0])
+        assert (math.isnan(a) and math.isnan(want)) or struct.pack("<d", a) == struct.pack(
+            "<d", want
+        )

@@ -87,6 +87,8 @@ def aggregate(
             fill = np.where(mask, vals, np.nan)
             f = np.fmin if op == "min" else np.fmax
             out = f.reduceat(fill, starts, axis=0)
+        elif op in ("stddev", "stdvar") and (exact := _welford(vals, mask, starts)) is not None:
+            out = np.sqrt(exact) if op == "stddev" else exact
         elif op in ("stddev", "stdvar"):
             row_group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(g_sorted))))
             # shift by a member of the group: exact zeros for equal values, less cancellation
@@ -107,6 +109,49 @@ def aggregate(
             raise ExecutionError(f"unknown aggregation {op}")
     labels = [glabels[g] for g in g_sorted[starts]]
     return Block(labels, out, present)
+
+
+WELFORD_CELLS = 4_000_000
+
+
+def _welford(vals: F64, mask: np.ndarray, starts: np.ndarray) -> F64 | None:
+    """Prometheus's stdvar: per (group, step), over the group's present series in order,
+    ``count++; delta = f - mean; mean += delta / count; value += delta * (f - mean)`` from
+    ``mean = first, value = 0`` (NaN when the first is NaN or ±Inf), then ``value / count``.
+    One vectorised step per group member; None when the padded matrix would be too large
+    (the caller's two-pass variance then answers, equal to within rounding)."""
+    nrows, nsteps = vals.shape
+    sizes = np.diff(np.append(starts, nrows))
+    width = int(sizes.max())
+    if starts.size * width * nsteps > WELFORD_CELLS:
+        return None
+    row_group = np.repeat(np.arange(starts.size), sizes)
+    rank = np.arange(nrows) - starts[row_group]
+    pad_v = np.zeros((starts.size, width, nsteps))
+    pad_m = np.zeros((starts.size, width, nsteps), np.bool_)
+    pad_v[row_group, rank] = vals
+    pad_m[row_group, rank] = mask
+    order = np.argsort(~pad_m, axis=1, kind="stable")  # present series first, in order
+    pad_v = np.take_along_axis(pad_v, order, axis=1)
+    pad_m = np.take_along_axis(pad_m, order, axis=1)
+    first = pad_v[:, 0]
+    mean = first.copy()
+    value = np.where(np.isfinite(first), 0.0, np.nan)
+    count = np.ones_like(mean)
+    for j in range(1, width):
+        ok = pad_m[:, j]
+        if not ok.any():
+            break
+        f = pad_v[:, j]
+        c = count + 1
+        delta = f - mean
+        new_mean = mean + delta / c
+        new_value = value + delta * (f - new_mean)
+        mean = np.where(ok, new_mean, mean)
+        value = np.where(ok, new_value, value)
+        count = np.where(ok, c, count)
+    out: F64 = value / count
+    return out
 
 
 def _compensate(
