@@ -10,8 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from omtsdb.api.envelope import success
+from omtsdb.config.units import format_duration_ms as format_duration
 from omtsdb.scrape.manager import ScrapeManager
-from omtsdb.scrape.target import Target, format_duration
+from omtsdb.scrape.target import Target
 
 MANAGER: web.AppKey[ScrapeManager] = web.AppKey("omtsdb_scrape_manager", ScrapeManager)
 _LOCAL = {"localhost", "127.0.0.1", "::1", "[::1]"}

@@ -10,15 +10,15 @@ After relabelling every ``__``-prefixed label goes and ``instance`` defaults to 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from omtsdb.config.filesd import TargetGroup
 from omtsdb.config.model import ScrapeConfig
 from omtsdb.config.relabel import relabel
+from omtsdb.config.units import format_duration_ms, parse_duration_ms
 from omtsdb.errors import BadDataError
 from omtsdb.model.labels import Labels
-from omtsdb.promql.parser import parse_duration
 
 ADDRESS = "__address__"
 SCHEME = "__scheme__"
@@ -26,26 +26,6 @@ METRICS_PATH = "__metrics_path__"
 SCRAPE_INTERVAL = "__scrape_interval__"
 SCRAPE_TIMEOUT = "__scrape_timeout__"
 PARAM_PREFIX = "__param_"
-
-
-def format_duration(ms: int) -> str:
-    """A duration as Prometheus prints it: ``1m``, ``15s``, ``1h30m``, ``500ms``, ``0s``."""
-    if ms == 0:
-        return "0s"
-    out = []
-    for unit, size in (
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ):
-        if ms >= size:
-            out.append(f"{ms // size}{unit}")
-            ms %= size
-    return "".join(out)
 
 
 @dataclass(eq=False)
@@ -64,7 +44,6 @@ class Target:
     last_scrape_ms: int = 0
     last_duration_s: float = 0.0
     last_samples: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[Labels, str]:
@@ -81,7 +60,7 @@ def _duration_label(lb: Labels, name: str, default_ms: int) -> int:
     if not v:
         return default_ms
     try:
-        return int(parse_duration(v))
+        return parse_duration_ms(v)
     except Exception:
         raise BadDataError(f"error parsing {name[2:-2].replace('_', ' ')}: {v!r}") from None
 
@@ -96,8 +75,8 @@ def populate(
         "job": cfg.job_name,
         SCHEME: cfg.scheme,
         METRICS_PATH: cfg.metrics_path,
-        SCRAPE_INTERVAL: format_duration(cfg.scrape_interval_ms),
-        SCRAPE_TIMEOUT: format_duration(cfg.scrape_timeout_ms),
+        SCRAPE_INTERVAL: format_duration_ms(cfg.scrape_interval_ms),
+        SCRAPE_TIMEOUT: format_duration_ms(cfg.scrape_timeout_ms),
     }
     for name, values in cfg.params:
         if values:
@@ -128,7 +107,7 @@ def populate(
             discovered,
             (
                 f"scrape timeout cannot be greater than scrape interval "
-                f"({format_duration(timeout)} > {format_duration(interval)})"
+                f"({format_duration_ms(timeout)} > {format_duration_ms(interval)})"
             ),
         )
     params: dict[str, list[str]] = {k: list(v) for k, v in cfg.params}
