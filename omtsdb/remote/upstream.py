@@ -36,6 +36,7 @@ from omtsdb.obs.metrics import (
     UPSTREAM_SAMPLES,
 )
 from omtsdb.remote.build import write_request_v1, write_request_v2
+from omtsdb.remote.metadata import METRIC_TYPES
 from omtsdb.remote.wire import snappy_encode
 from omtsdb.scrape.http import auth_header
 
@@ -45,17 +46,8 @@ LabelsOf = Callable[[int], "Labels | None"]
 # family -> (type, help, unit), e.g. from the metadata store that scrapes fill
 MetadataSource = Callable[[], dict[str, tuple[str, str, str]]]
 RW2 = "io.prometheus.write.v2.Request"
-# MetricMetadata.MetricType / Metadata.MetricType (the same numbers in 1.0 and 2.0)
-METRIC_TYPES = {
-    "unknown": 0,
-    "counter": 1,
-    "gauge": 2,
-    "histogram": 3,
-    "gaugehistogram": 4,
-    "summary": 5,
-    "info": 6,
-    "stateset": 7,
-}
+# type name -> MetricMetadata.MetricType / Metadata.MetricType number (1.0 and 2.0 agree)
+TYPE_NUMBERS = {name: i for i, name in enumerate(METRIC_TYPES)}
 
 
 @dataclass(slots=True)
@@ -206,7 +198,7 @@ class WriteQueue:
             return
         if self.v2:
             md = self.metadata() if self.metadata is not None else {}
-            typed = {k: (METRIC_TYPES.get(t, 0), h, u) for k, (t, h, u) in md.items()}
+            typed = {k: (TYPE_NUMBERS.get(t, 0), h, u) for k, (t, h, u) in md.items()}
             body = snappy_encode(write_request_v2(series, typed))
         else:
             body = snappy_encode(write_request_v1(series))
@@ -217,7 +209,7 @@ class WriteQueue:
         ``metadata_send_interval`` (2.0 attaches it to the series)."""
         assert self.metadata is not None
         items = [
-            (name, METRIC_TYPES.get(t, 0), h, u) for name, (t, h, u) in self.metadata().items()
+            (name, TYPE_NUMBERS.get(t, 0), h, u) for name, (t, h, u) in self.metadata().items()
         ]
         step = max(1, self.cfg.metadata_max_samples_per_send)
         for a in range(0, len(items), step):
