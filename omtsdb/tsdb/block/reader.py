@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -34,6 +34,10 @@ _BATCH_SAMPLES = 1 << 18  # samples decoded in one batch: its arrays stay small 
 _Pending = tuple[int, int, int]  # (series slot, part of its timestamps, chunk row)
 _Plan = tuple[list[I64 | None], F64, list[int]]  # timestamps by chunk, values, shared refs
 _U32_MAX = np.uint64(2**32 - 1)
+# a chunk partly outside a select's range is cut (searchsorted, a Python step) when that spares
+# copying and masking more than this many samples, else it is masked with all the others at once
+_CUT_MIN = 256
+_POSTINGS_MEMO = 1024  # selectors whose matching series a block remembers
 
 
 class ChunkCache:
@@ -60,16 +64,20 @@ class ChunkCache:
 
     def get_many(self, block: int, rows: list[int]) -> list[tuple[I64, F64] | None]:
         """``get`` for many chunks of one block under one lock."""
+        keys = [(block, r) for r in rows]
         with self._lock:
             d = self._d
-            out = [d.get((block, r)) for r in rows]
-            hits = 0
-            for r, got in zip(rows, out, strict=True):
-                if got is not None:
-                    d.move_to_end((block, r))
-                    hits += 1
-            self.hits += hits
-            self.misses += len(rows) - hits
+            out = list(map(d.get, keys))
+            misses = out.count(None)
+            if misses:
+                for k, got in zip(keys, out, strict=True):
+                    if got is not None:
+                        d.move_to_end(k)
+            else:
+                for k in keys:
+                    d.move_to_end(k)
+            self.hits += len(rows) - misses
+            self.misses += misses
             return out
 
     def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
@@ -130,6 +138,7 @@ class Block:
         if self._ser_chunks.size != self.num_series + 1 or self._ser_base.size != self.num_series:
             raise CorruptionError(f"{path}/index: inconsistent series tables")
         self._labels: list[Labels | None] = [None] * self.num_series
+        self._postings_memo: dict[tuple[Matcher, ...], IDS] = {}
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
@@ -141,6 +150,7 @@ class Block:
         self._rows: list[tuple[int, ...]] = self.chunk_table.tolist()
         self._cmin = np.ascontiguousarray(self.chunk_table["mint"])
         self._cmax = np.ascontiguousarray(self.chunk_table["maxt"])
+        self._cn = self.chunk_table["n"].astype(np.int64)
         self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
         self._closed = False
@@ -185,7 +195,17 @@ class Block:
         return union_sorted(parts)
 
     def postings_for_matchers(self, matchers: Sequence[Matcher]) -> IDS:
-        return postings_for_matchers(self, matchers)
+        """Matching series, memoised: a block never changes, and dashboards ask the same
+        selectors again and again."""
+        key = tuple(matchers)
+        got = self._postings_memo.get(key)
+        if got is None:
+            got = postings_for_matchers(self, matchers)
+            got.flags.writeable = False
+            if len(self._postings_memo) >= _POSTINGS_MEMO:
+                self._postings_memo.clear()
+            self._postings_memo[key] = got
+        return got
 
     # -- series -----------------------------------------------------------------------------
     def labels_of(self, i: int) -> Labels:
@@ -358,45 +378,44 @@ class Block:
             rows, owner, cmin, cmax = rows[ok], owner[ok], cmin[ok], cmax[ok]
         if rows.size == 0:
             return SeriesBatch.empty()
-        # chunks reaching outside the range: slice when little is wanted, else mask later
+        # chunks reaching outside the range: cut (a Python step each) when that saves copying
+        # and masking many samples, else keep them whole and mask all samples at once later
         part = (cmin < mint) | (cmax > maxt)
-        partial = part.tolist()
-        if part.any():
+        masked = bool(part.any())
+        rows_l = rows.tolist()
+        got_l = CHUNK_CACHE.get_many(self._key, rows_l)
+        if None in got_l:
+            owner_l = owner.tolist()
+            missing = [(r, int(ids[owner_l[k]])) for k, r in enumerate(rows_l) if got_l[k] is None]
+            decoded = self._decode_rows(missing)
+            got_l = [g if g is not None else decoded[r] for g, r in zip(got_l, rows_l, strict=True)]
+        pairs = cast(list[tuple[I64, F64]], got_l)
+        ts_parts = [p[0] for p in pairs]
+        vs_parts = [p[1] for p in pairs]
+        lens_a = self._cn[rows]
+        if masked:
             span = np.maximum(cmax - cmin, 1)
             wanted = (np.minimum(cmax, maxt) - np.maximum(cmin, mint)) / span
-            slice_it = (wanted < 0.5).tolist()
-        else:
-            slice_it = partial
-        rows_l, owner_l = rows.tolist(), owner.tolist()
-        got_l = CHUNK_CACHE.get_many(self._key, rows_l)
-        missing = [(row, int(ids[owner_l[k]])) for k, row in enumerate(rows_l) if got_l[k] is None]
-        decoded = self._decode_rows(missing) if missing else {}
-        ts_parts: list[I64] = []
-        vs_parts: list[F64] = []
-        lens: list[int] = []
-        masked = False
-        cuts: dict[int, tuple[Any, Any]] = {}
-        for k, row in enumerate(rows_l):
-            got = got_l[k]
-            t, v = got if got is not None else decoded[row]
-            if partial[k]:
-                if slice_it[k]:
+            cut_at = np.flatnonzero(part & (lens_a * (1.0 - wanted) > _CUT_MIN))
+            if cut_at.size:
+                cuts: dict[int, list[int]] = {}
+                bounds = np.array([mint, maxt + 1], np.int64)
+                for k in cut_at.tolist():
+                    t, v = pairs[k]
                     # chunks sharing timestamps share the decoded array: cut it once
                     cut = cuts.get(id(t))
                     if cut is None:
-                        cut = cuts[id(t)] = (t.searchsorted(mint), t.searchsorted(maxt, "right"))
-                    t, v = t[cut[0] : cut[1]], v[cut[0] : cut[1]]
-                else:
-                    masked = True
-            ts_parts.append(t)
-            vs_parts.append(v)
-            lens.append(t.size)
+                        cut = cuts[id(t)] = t.searchsorted(bounds).tolist()
+                    lo, hi = cut
+                    ts_parts[k], vs_parts[k] = t[lo:hi], v[lo:hi]
+                    lens_a[k] = hi - lo
+                masked = cut_at.size < int(np.count_nonzero(part))
         ts = np.concatenate(ts_parts)
         vs = np.concatenate(vs_parts)
         if direct:  # chunk k is series k's
-            per_series = np.array(lens, np.int64)
+            per_series = lens_a.astype(np.int64)
         else:
-            per_series = np.bincount(owner, weights=lens, minlength=ids.size).astype(np.int64)
+            per_series = np.bincount(owner, weights=lens_a, minlength=ids.size).astype(np.int64)
         batch = SeriesBatch(
             [self.labels_of(i) for i in ids.tolist()],
             ts,
