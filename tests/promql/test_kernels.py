@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from omtsdb.promql.engine.annotate import position
 from omtsdb.promql.engine.histcalls import openmetrics_float
+from omtsdb.promql.functions import kahan
 from omtsdb.promql.functions.histogram import bucket_fraction, bucket_quantile, ensure_monotonic
 from omtsdb.promql.functions.kahan import EXACT_WIDTH, kahan_mean, kahan_sum, needs_compensation
 from omtsdb.promql.functions.natsort import natural_key
@@ -199,10 +200,24 @@ def test_vectorised_kahan_matches_prometheus_loops(rows: list[list[float]]) -> N
     def same(a: float, b: float) -> bool:
         return (math.isnan(a) and math.isnan(b)) or struct.pack("<d", a) == struct.pack("<d", b)
 
-    got = kahan_sum(m, mask).tolist()
-    assert all(same(g, _prometheus_sum(r)) for g, r in zip(got, rows, strict=True)), got
-    got = kahan_mean(m, mask).tolist()
-    assert all(same(g, _prometheus_mean(r)) for g, r in zip(got, rows, strict=True)), got
+    for loop_from in (kahan.ROW_LOOP_COLUMNS, 1):  # np.cumsum, then the row-by-row loop
+        saved, kahan.ROW_LOOP_COLUMNS = kahan.ROW_LOOP_COLUMNS, loop_from
+        try:
+            got = kahan_sum(m, mask).tolist()
+            assert all(same(g, _prometheus_sum(r)) for g, r in zip(got, rows, strict=True)), got
+            got = kahan_mean(m, mask).tolist()
+            assert all(same(g, _prometheus_mean(r)) for g, r in zip(got, rows, strict=True)), got
+        finally:
+            kahan.ROW_LOOP_COLUMNS = saved
+
+
+def test_running_sums_equal_cumsum_bit_for_bit() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, kahan.ROW_LOOP_COLUMNS + 7)) * 10.0 ** rng.integers(-300, 300, 1)
+    x[3, :5] = [np.nan, np.inf, -np.inf, -0.0, 1e308]
+    want = np.cumsum(x, axis=0)
+    assert np.array_equal(kahan.running_sums(x), want, equal_nan=True)
+    assert np.array_equal(kahan.running_sums(x, last_only=True)[-1], want[-1], equal_nan=True)
 
 
 def _prometheus_stdvar(xs: list[float]) -> float:

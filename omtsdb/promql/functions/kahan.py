@@ -44,30 +44,85 @@ def needs_compensation(m: F64, mask: BoolArr, plain: F64) -> BoolArr:
     return out
 
 
+# running sums over rows: below this many columns ``np.cumsum`` (~4 ns a cell), above it one
+# whole-row ``np.add`` per row (~1 µs a call plus under 1 ns a cell)
+ROW_LOOP_COLUMNS = 512
+
+
+def running_sums(x: F64, last_only: bool = False) -> F64:
+    """``np.cumsum(x, axis=0)``, bit for bit (each row adds the next, left to right); with
+    ``last_only`` only the last row of the result is meaningful."""
+    rows, cols = x.shape
+    if cols < ROW_LOOP_COLUMNS or rows < 2:
+        out: F64 = np.cumsum(x, axis=0)
+        return out
+    if last_only:
+        acc = x[0].copy()
+        for j in range(1, rows):
+            np.add(acc, x[j], out=acc)
+        last: F64 = acc[None, :]
+        return last
+    run = np.empty_like(x)
+    run[0] = x[0]
+    for j in range(1, rows):
+        np.add(run[j - 1], x[j], out=run[j])
+    return run
+
+
 def _prefix(m: F64, mask: BoolArr) -> tuple[F64, F64, BoolArr]:
-    """Prometheus's sequential compensated sum of each row without a Python loop per column:
-    the running sums of the sequential loop are ``np.cumsum`` (a left-to-right accumulation),
-    each step's compensation term follows element-wise from the sums before and after it, and
-    the compensation accumulates by a second cumsum. Returns ``(sum, compensation, rows whose
-    running sum reached ±Inf)``; on those rows the compensation is not Prometheus's (it resets
-    it at an infinite sum) and callers use the sum alone or the loop."""
-    # columns as rows (C order): the cumulative sums then add whole contiguous rows
-    x = np.where(mask.T, m.T, 0.0)
-    x[0] += 0.0  # Go starts the sum at +0: a leading -0.0 becomes +0.0
-    run = np.cumsum(x, axis=0)
-    prev = np.empty_like(run)
-    prev[0] = 0.0
-    prev[1:] = run[:-1]
+    """``_prefix_cols`` of the rows of ``m`` (present cells where ``mask``)."""
+    # columns as rows (C order): the running sums then add whole contiguous rows
+    return _prefix_cols(np.where(mask.T, m.T, 0.0))
+
+
+def _prefix_cols(x: F64) -> tuple[F64, F64, BoolArr]:
+    """Prometheus's sequential compensated sum of each column of ``x`` (absent cells 0; ``x``
+    is left as it is) without a Python loop per cell: the running sums of the sequential loop
+    are row-by-row additions (``running_sums``), each step's compensation term follows
+    element-wise from the sums before and after it, and the compensation accumulates the same
+    way (``np.add.reduce`` would sum pairwise when there is one column). Returns ``(sum,
+    compensation, columns whose running sum reached ±Inf)``; on those the compensation is not
+    Prometheus's (it resets it at an infinite sum) and callers use the sum alone or the loop."""
+    if np.any((x[0] == 0.0) & np.signbit(x[0])):
+        x = x.copy()
+        x[0] += 0.0  # Go starts the sum at +0: a leading -0.0 becomes +0.0
+    run = running_sums(x)
+    total = run[-1]
     # each step's rounding error, exactly (Knuth's TwoSum: the same value Neumaier's branch on
     # the larger magnitude computes, without the branch): err = (prev - (run - bv)) + (x - bv)
-    bv = np.subtract(run, prev)
-    np.subtract(x, bv, out=x)
-    np.subtract(run, bv, out=bv)
-    np.subtract(prev, bv, out=prev)
-    np.add(prev, x, out=prev)
-    comp = np.cumsum(prev, axis=0)[-1]
-    hit_inf: BoolArr = np.isinf(run).any(axis=0)
-    return run[-1], comp, hit_inf
+    # with bv = run - prev; the first step's is 0 (its sum is its term)
+    cur, prev = run[1:], run[:-1]
+    bv = np.subtract(cur, prev)
+    xs = np.subtract(x[1:], bv)
+    np.subtract(cur, bv, out=bv)
+    np.subtract(prev, bv, out=bv)
+    np.add(bv, xs, out=bv)
+    comp = running_sums(bv, last_only=True)[-1] if bv.shape[0] else np.zeros(total.shape)
+    hit_inf = np.zeros(total.shape, np.bool_)
+    odd = ~np.isfinite(total)
+    if odd.any():
+        hit_inf[odd] = np.isinf(run[:, odd]).any(axis=0)
+    return total, comp, hit_inf
+
+
+def kahan_sum_cols(x: F64) -> F64:
+    """``kahan_sum`` of the columns of ``x`` (absent cells 0)."""
+    with np.errstate(all="ignore"):
+        total, comp, hit_inf = _prefix_cols(x)
+        out: F64 = np.where(hit_inf | ~np.isfinite(total), total, total + comp)
+    return out
+
+
+def kahan_mean_cols(x: F64, count: F64) -> F64:
+    """``kahan_mean`` of the columns of ``x`` whose first ``count`` cells are present (the
+    rest 0), as a window's samples are."""
+    with np.errstate(all="ignore"):
+        total, comp, hit_inf = _prefix_cols(x)
+        out: F64 = np.where(count > 0, total / count + comp / count, np.nan)
+    if hit_inf.any():
+        sub_k = np.arange(x.shape[0])[None, :] < count[hit_inf][:, None]
+        out[hit_inf] = _kahan_mean_loop(np.ascontiguousarray(x[:, hit_inf].T), sub_k)
+    return out
 
 
 def kahan_sum(m: F64, mask: BoolArr) -> F64:

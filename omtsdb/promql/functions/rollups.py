@@ -18,7 +18,15 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from omtsdb.model.samples import F64, I64
-from omtsdb.promql.functions.kahan import kahan_mean, kahan_sum, needs_compensation
+from omtsdb.promql.functions.kahan import (
+    EXACT_WIDTH,
+    ROW_LOOP_COLUMNS,
+    kahan_mean,
+    kahan_mean_cols,
+    kahan_sum,
+    kahan_sum_cols,
+    needs_compensation,
+)
 
 BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
 MAX_CELLS = 4_000_000
@@ -54,6 +62,25 @@ class Windows:
             np.copyto(m, fill, where=~mask)
         return m, mask
 
+    def gather_cols(self, arr: F64) -> F64:
+        """``[width, steps]`` matrix of the window contents (C order, absent cells 0): the
+        transpose of ``gather``, built row by row when there are many steps (one ``take`` per
+        window position instead of a strided transposing copy)."""
+        cnt = self.count
+        if cnt.size < ROW_LOOP_COLUMNS:
+            return np.array(self.gather(arr, 0.0)[0].T, order="C")
+        width = int(cnt.max())
+        padded = np.empty(arr.size + 1, arr.dtype)
+        padded[:-1] = arr
+        padded[-1] = 0.0
+        out = np.empty((width, cnt.size), arr.dtype)
+        idx = self.lo.copy()
+        for j in range(width):
+            np.take(padded, idx, out=out[j], mode="clip")  # past the end: the 0
+            idx += 1
+        np.copyto(out, 0.0, where=np.arange(width)[:, None] >= cnt[None, :])
+        return out
+
 
 def windows(ts: I64, vs: F64, t: I64, range_ms: int) -> Windows:
     lo = np.searchsorted(ts, t - range_ms, "right").astype(np.int64)
@@ -71,9 +98,13 @@ def _quiet() -> warnings.catch_warnings:
 
 
 def _sum(w: Windows) -> F64:
-    m, mask = w.gather(w.vs, 0.0)
-    if not m.shape[1]:
+    cnt = w.count
+    width = int(cnt.max()) if cnt.size else 0
+    if width == 0 or w.vs.size == 0:
         return np.zeros(w.lo.size)
+    if width <= EXACT_WIDTH:  # every window takes Prometheus's compensated sum
+        return kahan_sum_cols(w.gather_cols(w.vs))
+    m, mask = w.gather(w.vs, 0.0)
     with np.errstate(all="ignore"):
         out: F64 = m.sum(axis=1)
         need = needs_compensation(m, mask, out)
@@ -92,9 +123,12 @@ def count_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
 
 def avg_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     cnt = w.count
-    m, mask = w.gather(w.vs, 0.0)
-    if not m.shape[1]:
+    width = int(cnt.max()) if cnt.size else 0
+    if width == 0 or w.vs.size == 0:
         return np.full(cnt.size, np.nan), cnt > 0
+    if width <= EXACT_WIDTH:  # every window takes Prometheus's compensated mean
+        return kahan_mean_cols(w.gather_cols(w.vs), cnt.astype(np.float64)), cnt > 0
+    m, mask = w.gather(w.vs, 0.0)
     with np.errstate(all="ignore"):
         s = m.sum(axis=1)
         out = s / np.maximum(cnt, 1)
