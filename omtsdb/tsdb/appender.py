@@ -260,7 +260,7 @@ class HeadAppender:
                 records.append(
                     SeriesRecord(new.astype(np.uint64), [lb for lb in labels if lb is not None])
                 )
-            records.append(SamplesRecord(refs.astype(np.uint64), ts, vs))
+            records.append(SamplesRecord(refs.astype(np.uint64), ts, vs, starts))
             self._db.log_to_wal(records, sync)
             head.mark_logged(new)
             head.apply(refs, ts, vs, starts)

@@ -356,6 +356,27 @@ def has_starts(buf: bytes | memoryview) -> bool:
     return bool(buf[3] & FLAG_ST)
 
 
+def chunk_starts(buf: bytes | memoryview, ts: I64) -> I64 | None:
+    """Only the start timestamps of a chunk (checksum verified) whose timestamps ``ts`` are
+    already decoded; ``None`` when it has none."""
+    info = chunk_header(buf)
+    if not buf[3] & FLAG_ST:
+        return None
+    (crc,) = _U32.unpack_from(buf, len(buf) - 4)
+    body = memoryview(buf)[: len(buf) - 4]
+    if zlib.crc32(body) != crc:
+        raise CorruptionError("chunk: checksum mismatch")
+    if ts.size != info.n:
+        raise CorruptionError("chunk: wrong number of timestamps given")
+    (tlen,) = _U32.unpack_from(body, _HDR.size)
+    off = _HDR.size + 4 + tlen
+    try:
+        (slen,) = _U32.unpack_from(body, off)
+        return decode_starts(body[off + 4 : off + 4 + slen], ts)
+    except (struct.error, ValueError) as e:
+        raise CorruptionError(f"chunk: {e}") from None
+
+
 def decode_chunk_st(
     buf: bytes | memoryview, baseline: Baseline | None = None, ts: I64 | None = None
 ) -> tuple[I64, F64, I64 | None]:
