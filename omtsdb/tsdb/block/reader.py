@@ -158,10 +158,19 @@ class Block:
         return self._samples([i], mint, maxt)[0]
 
     def _starts(self, row: int, ts: I64) -> I64:
-        """Start timestamps of chunk ``row`` (timestamps ``ts``); zeros when it has none."""
+        """Start timestamps of chunk ``row`` (timestamps ``ts``); zeros when it has none. Kept
+        in the chunk cache under the key ``~row`` (beside the row's timestamps and values)."""
         r = self._rows[row]
-        got = chunk_starts(self._mm[r[2] : r[2] + r[3]], ts) if r[6] & CHUNK_ST else None
-        return got if got is not None else np.zeros(ts.size, np.int64)
+        if not r[6] & CHUNK_ST:
+            return np.zeros(ts.size, np.int64)
+        hit = CHUNK_CACHE.get((self._key, ~row))
+        if hit is not None:
+            return hit[0]
+        got = chunk_starts(self._mm[r[2] : r[2] + r[3]], ts)
+        if got is None:
+            raise CorruptionError(f"{self.path}: chunk {row}: start timestamps missing")
+        CHUNK_CACHE.put((self._key, ~row), (got, np.empty(0)))
+        return got
 
     def _samples(self, ids: Sequence[int], mint: int, maxt: int) -> list[Samples | None]:
         """Samples in [mint, maxt] of each series: the chunks not in the cache are decoded
