@@ -10,7 +10,8 @@ from omtsdb.remote.wire import snappy_encode
 _PB = load("prometheus.proto")
 _V2 = load("write_v2.proto")
 
-SeriesSpec = tuple[Mapping[str, str], Sequence[tuple[int, float]]]
+# labels and samples: (timestamp, value), or for 2.0 (timestamp, value, start timestamp)
+SeriesSpec = tuple[Mapping[str, str], Sequence[tuple[int, float] | tuple[int, float, int]]]
 
 
 def write_request_v1(
@@ -22,7 +23,7 @@ def write_request_v1(
         ts = wr.timeseries.add()
         for n in sorted(labels):
             ts.labels.add(name=n, value=labels[n])
-        for t, v in samples:
+        for t, v, *_ in samples:
             ts.samples.add(timestamp=t, value=v)
     for name, typ, help_, unit in metadata:
         wr.metadata.add(metric_family_name=name, type=typ, help=help_, unit=unit)
@@ -46,8 +47,8 @@ def write_request_v2(
         ts = req.timeseries.add()
         for n in sorted(labels):
             ts.labels_refs.extend([ref(n), ref(labels[n])])
-        for t, v in samples:
-            ts.samples.add(timestamp=t, value=v)
+        for t, v, *st in samples:
+            ts.samples.add(timestamp=t, value=v, start_timestamp=st[0] if st else 0)
         md = (metadata or {}).get(labels.get("__name__", ""))
         if md:
             ts.metadata.type = md[0]

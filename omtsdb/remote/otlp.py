@@ -3,7 +3,11 @@ default (``UnderscoreEscapingWithSuffixes``): names get unit and type suffixes, 
 are escaped to underscores, ``service.name``/``service.namespace`` give ``job`` and
 ``service.instance.id`` gives ``instance``, the other resource attributes go to ``target_info``.
 Gauges, sums and classic histograms and summaries are supported; exponential histograms and
-delta temporality are not (skipped and reported)."""
+delta temporality are not (skipped and reported).
+
+Every data point's ``start_time_unix_nano`` becomes the start timestamp (ST, in ms; 0 when
+unset) of each sample made from it, as Prometheus's translator passes it to its appender: for
+gauges too, and for all of a histogram's or summary's series; ``target_info`` has none."""
 
 from __future__ import annotations
 
@@ -71,7 +75,8 @@ _PROMOTED = ("service.name", "service.namespace", "service.instance.id")
 
 @dataclass(slots=True)
 class Translated:
-    samples: list[tuple[Labels, int, float]] = field(default_factory=list)
+    # labels, timestamp (ms), value, start timestamp (ms, 0 = unknown)
+    samples: list[tuple[Labels, int, float, int]] = field(default_factory=list)
     metadata: list[tuple[str, str, str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -201,7 +206,7 @@ def translate(req: Any) -> Translated:
             info.pop(label_name(k), None)
         if info and latest is not None and base:
             lb = Labels({**info, **base, "__name__": "target_info"})
-            out.samples.append((lb, latest, 1.0))
+            out.samples.append((lb, latest, 1.0, 0))
             out.metadata.append(("target_info", "gauge", "Target metadata", ""))
     return out
 
@@ -214,9 +219,10 @@ def _metric(m: Any, base: dict[str, str], out: Translated) -> int | None:
     kind = m.WhichOneof("data")
     latest: int | None = None
 
-    def add(lb: Labels, t: int, v: float, flags: int) -> None:
+    def add(lb: Labels, t: int, v: float, dp: Any) -> None:
         nonlocal latest
-        out.samples.append((lb, t, STALE_NAN if flags & NO_RECORDED_VALUE else v))
+        v = STALE_NAN if dp.flags & NO_RECORDED_VALUE else v
+        out.samples.append((lb, t, v, _ms(dp.start_time_unix_nano)))
         latest = t if latest is None or t > latest else latest
 
     if kind == "gauge" or kind == "sum":
@@ -229,7 +235,7 @@ def _metric(m: Any, base: dict[str, str], out: Translated) -> int | None:
         out.metadata.append((name, "counter" if counter else "gauge", m.description, m.unit))
         for dp in data.data_points:
             v = float(dp.as_int) if dp.WhichOneof("value") == "as_int" else dp.as_double
-            add(_point_labels(base, dp, name), _ms(dp.time_unix_nano), v, dp.flags)
+            add(_point_labels(base, dp, name), _ms(dp.time_unix_nano), v, dp)
     elif kind == "histogram":
         if m.histogram.aggregation_temporality != CUMULATIVE:
             out.skipped.append(f"{m.name}: only cumulative histograms are supported")
@@ -244,11 +250,11 @@ def _metric(m: Any, base: dict[str, str], out: Translated) -> int | None:
             for i, bound in enumerate(bounds):
                 cum += counts[i] if i < len(counts) else 0
                 le = format_go_g(bound)
-                add(_point_labels(base, dp, name + "_bucket", le=le), t, float(cum), dp.flags)
-            add(_point_labels(base, dp, name + "_bucket", le="+Inf"), t, float(dp.count), dp.flags)
+                add(_point_labels(base, dp, name + "_bucket", le=le), t, float(cum), dp)
+            add(_point_labels(base, dp, name + "_bucket", le="+Inf"), t, float(dp.count), dp)
             if dp.HasField("sum"):
-                add(_point_labels(base, dp, name + "_sum"), t, dp.sum, dp.flags)
-            add(_point_labels(base, dp, name + "_count"), t, float(dp.count), dp.flags)
+                add(_point_labels(base, dp, name + "_sum"), t, dp.sum, dp)
+            add(_point_labels(base, dp, name + "_count"), t, float(dp.count), dp)
     elif kind == "summary":
         name = metric_name(m.name, m.unit, "other")
         out.metadata.append((name, "summary", m.description, m.unit))
@@ -256,9 +262,9 @@ def _metric(m: Any, base: dict[str, str], out: Translated) -> int | None:
             t = _ms(dp.time_unix_nano)
             for q in dp.quantile_values:
                 lb = _point_labels(base, dp, name, quantile=format_go_g(q.quantile))
-                add(lb, t, q.value, dp.flags)
-            add(_point_labels(base, dp, name + "_sum"), t, dp.sum, dp.flags)
-            add(_point_labels(base, dp, name + "_count"), t, float(dp.count), dp.flags)
+                add(lb, t, q.value, dp)
+            add(_point_labels(base, dp, name + "_sum"), t, dp.sum, dp)
+            add(_point_labels(base, dp, name + "_count"), t, float(dp.count), dp)
     else:
         out.skipped.append(f"{m.name}: {kind or 'empty'} metrics are not supported")
     return latest

@@ -175,11 +175,16 @@ def _decoded(body: bytes, encoding: str) -> bytes:
 
 
 def _append_samples(
-    db: DB, series: list[Any], idx: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], vs: Any
+    db: DB,
+    series: list[Any],
+    idx: np.ndarray[Any, Any],
+    ts: np.ndarray[Any, Any],
+    vs: Any,
+    st: np.ndarray[Any, Any] | None = None,
 ) -> int:
     """One batch, all or nothing: any refused sample rolls the whole batch back (400)."""
     app = db.appender()
-    report = app.append_columns(series, idx, ts, vs)
+    report = app.append_columns(series, idx, ts, vs, st)
     if report.rejected:
         app.rollback()
         raise BadDataError(
@@ -234,7 +239,8 @@ async def otlp_metrics(req: web.Request) -> web.Response:
             n = len(series)
             ts = np.fromiter((s[1] for s in tr.samples), np.int64, n)
             vs = np.fromiter((s[2] for s in tr.samples), np.float64, n)
-            _append_samples(db, series, np.arange(n), ts, vs)
+            sts = np.fromiter((s[3] for s in tr.samples), np.int64, n)
+            _append_samples(db, series, np.arange(n), ts, vs, sts)
         for name, typ, help_, unit in tr.metadata:
             st.metadata.add(name, typ, help_, unit)
         return tr

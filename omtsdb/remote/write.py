@@ -10,6 +10,10 @@ series that miss the cache (new series, several samples, exemplars, histograms, 
 encodings) go through the full protobuf decoder. A cache hit is a correct parse: a protobuf
 message parses deterministically from its start, the cached prefix is known to consist of whole
 label fields, and the tail is one whole sample field.
+
+Remote write 2.0 samples carry a start timestamp (``Sample.start_timestamp``, 0 = unset; from
+senders older than the specification's move of it, ``TimeSeries.created_timestamp`` for all the
+series' samples): it is stored as the sample's start timestamp.
 """
 
 from __future__ import annotations
@@ -181,12 +185,21 @@ class RemoteWriter:
         now_ms: int | None,
         *,
         rollback_on_reject: bool,
+        parts_s: list[I64 | None] | None = None,
     ) -> WriteOutcome:
         if not parts_r:
             return out
         refs = np.concatenate(parts_r) if len(parts_r) > 1 else parts_r[0]
         ts = np.concatenate(parts_t) if len(parts_t) > 1 else parts_t[0]
         vs = np.concatenate(parts_v) if len(parts_v) > 1 else parts_v[0]
+        st = None
+        if parts_s is not None and any(p is not None for p in parts_s):
+            st = np.concatenate(
+                [
+                    p if p is not None else np.zeros_like(t)
+                    for p, t in zip(parts_s, parts_t, strict=True)
+                ]
+            )
         limit = (now_ms if now_ms is not None else int(time.time() * 1000)) + MAX_AHEAD_MS
         ahead = ts > limit
         if ahead.any():
@@ -199,7 +212,8 @@ class RemoteWriter:
             out.fail(str(err))
             keep = ~ahead
             refs, ts, vs = refs[keep], ts[keep], vs[keep]
-        report = app.append_refs(refs, ts, vs)
+            st = None if st is None else st[keep]
+        report = app.append_refs(refs, ts, vs, st)
         if report.rejected and rollback_on_reject:
             app.rollback()
             raise report.first_error or AppendError("samples rejected")
@@ -225,6 +239,7 @@ class RemoteWriter:
         parts_r: list[I64] = []
         parts_t: list[I64] = []
         parts_v: list[F64] = []
+        parts_s: list[I64 | None] = []
         for ts in req.timeseries:
             refs = tuple(ts.labels_refs)
             if len(refs) % 2 or (refs and max(refs) >= nsym):
@@ -257,7 +272,19 @@ class RemoteWriter:
                 parts_r.append(np.full(k, sid, np.int64))
                 parts_t.append(np.fromiter((s.timestamp for s in ts.samples), np.int64, k))
                 parts_v.append(np.fromiter((s.value for s in ts.samples), np.float64, k))
-        return self._commit(app, parts_r, parts_t, parts_v, out, now_ms, rollback_on_reject=False)
+                parts_s.append(_starts(ts, k))
+        return self._commit(
+            app, parts_r, parts_t, parts_v, out, now_ms, rollback_on_reject=False, parts_s=parts_s
+        )
+
+
+def _starts(ts: Any, k: int) -> I64 | None:
+    """Start timestamps of a 2.0 series' samples, or None when none is set."""
+    st = np.fromiter((s.start_timestamp for s in ts.samples), np.int64, k)
+    legacy = int(ts.created_timestamp)
+    if legacy:
+        np.copyto(st, legacy, where=st == 0)
+    return st if st.any() else None
 
 
 def _name_of(flat: tuple[str, ...]) -> str:

@@ -28,6 +28,7 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self._series: dict[Labels, tuple[I64, F64]] = {}
+        self._st: dict[Labels, I64] = {}  # start timestamps of the series that have any
 
     # Appendable
     def appender(self) -> MemoryAppender:
@@ -37,8 +38,15 @@ class MemoryStorage:
     def querier(self, mint: int, maxt: int) -> MemoryQuerier:
         return MemoryQuerier(self, mint, maxt)
 
-    def _add(self, labels: Labels, ts: I64, vs: F64) -> None:
+    def _add(self, labels: Labels, ts: I64, vs: F64, st: I64 | None) -> None:
         old = self._series.get(labels)
+        old_st = self._st.get(labels)
+        if st is not None or old_st is not None:
+            n_old = 0 if old is None else old[0].size
+            prev = old_st if old_st is not None else np.zeros(n_old, np.int64)
+            self._st[labels] = np.concatenate(
+                [prev, st if st is not None else np.zeros(ts.size, np.int64)]
+            )
         if old is not None:
             ts = np.concatenate([old[0], ts])
             vs = np.concatenate([old[1], vs])
@@ -48,11 +56,17 @@ class MemoryStorage:
 class MemoryAppender:
     def __init__(self, store: MemoryStorage) -> None:
         self._store = store
-        self._staged: list[tuple[Labels, I64, F64]] = []
+        self._staged: list[tuple[Labels, I64, F64, I64 | None]] = []
 
-    def append(self, labels: Labels, ts: I64, vs: F64) -> None:
+    def append(self, labels: Labels, ts: I64, vs: F64, st: I64 | None = None) -> None:
         ts = np.ascontiguousarray(ts, np.int64)
         vs = np.ascontiguousarray(vs, np.float64)
+        if st is not None:
+            st = np.ascontiguousarray(st, np.int64)
+            if st.shape != ts.shape:
+                raise BadDataError("start timestamps must match the timestamps in length")
+            if not st.any():
+                st = None
         if ts.size == 0:
             return
         if ts.size > 1 and np.any(np.diff(ts) <= 0):
@@ -64,11 +78,12 @@ class MemoryAppender:
             if ts[0] < old[0][-1]:
                 raise OutOfOrderError()
             ts, vs = ts[1:], vs[1:]
-        self._staged.append((labels, ts, vs))
+            st = st[1:] if st is not None else None
+        self._staged.append((labels, ts, vs, st))
 
     def commit(self) -> None:
-        for labels, ts, vs in self._staged:
-            self._store._add(labels, ts, vs)
+        for labels, ts, vs, st in self._staged:
+            self._store._add(labels, ts, vs, st)
         self._staged.clear()
 
     def rollback(self) -> None:
@@ -96,7 +111,9 @@ class MemoryQuerier:
             lo = int(np.searchsorted(ts, mint, "left"))
             hi = int(np.searchsorted(ts, maxt, "right"))
             if hi > lo:
-                out.append(SeriesData(labels, ts[lo:hi], vs[lo:hi]))
+                st = self._store._st.get(labels)
+                sts = st[lo:hi] if st is not None else None
+                out.append(SeriesData(labels, ts[lo:hi], vs[lo:hi], sts))
         out.sort(key=lambda s: s.labels.sort_key())
         return out
 

@@ -57,6 +57,28 @@ class _Staged:
     refs: list[I64] = field(default_factory=list)
     ts: list[I64] = field(default_factory=list)
     vs: list[F64] = field(default_factory=list)
+    st: list[I64 | None] = field(default_factory=list)  # None: no start timestamps
+
+    def starts(self) -> I64 | None:
+        """All staged start timestamps (0 where unknown), or None when none is known."""
+        if all(s is None for s in self.st):
+            return None
+        return np.concatenate(
+            [
+                s if s is not None else np.zeros_like(t)
+                for s, t in zip(self.st, self.ts, strict=True)
+            ]
+        )
+
+
+def _as_starts(st: I64 | None, ts: I64) -> I64 | None:
+    """Start timestamps as int64 matching ``ts``; ``None`` when absent or all unknown."""
+    if st is None:
+        return None
+    st = np.ascontiguousarray(st, np.int64)
+    if st.shape != ts.shape:
+        raise BadDataError("start timestamps must match the timestamps in length")
+    return st if st.any() else None
 
 
 class HeadAppender:
@@ -84,40 +106,48 @@ class HeadAppender:
         """The head id of ``labels``, creating the series (after validating it) if needed."""
         return self._ref(labels)
 
-    def append_refs(self, refs: I64, ts: I64, vs: F64) -> AppendReport:
-        """Stage samples by head id (from ``ref``): sample ``i`` belongs to series ``refs[i]``.
-        Bad samples are skipped and counted in the returned report, as ``append_columns``."""
+    def append_refs(self, refs: I64, ts: I64, vs: F64, st: I64 | None = None) -> AppendReport:
+        """Stage samples by head id (from ``ref``): sample ``i`` belongs to series ``refs[i]``
+        (``st``: optional start timestamps, 0 = unknown). Bad samples are skipped and counted
+        in the returned report, as ``append_columns``."""
         refs = np.ascontiguousarray(refs, np.int64)
         ts = np.ascontiguousarray(ts, np.int64)
         vs = np.ascontiguousarray(vs, np.float64)
-        refs, ts, vs, err, nbad = self._validate(refs, ts, vs)
+        st = _as_starts(st, ts)
+        refs, ts, vs, st, err, nbad = self._validate(refs, ts, vs, st)
         if err is not None:
             self.report.note(err, nbad)
-        self._stage(refs, ts, vs)
+        self._stage(refs, ts, vs, st)
         return self.report
 
-    def append(self, labels: Labels, ts: I64, vs: F64) -> None:
-        """Stage samples of one series; raises for samples the head would refuse."""
+    def append(self, labels: Labels, ts: I64, vs: F64, st: I64 | None = None) -> None:
+        """Stage samples of one series (``st``: optional start timestamps, 0 = unknown);
+        raises for samples the head would refuse."""
         ts = np.ascontiguousarray(ts, np.int64)
         vs = np.ascontiguousarray(vs, np.float64)
         if ts.shape != vs.shape or ts.ndim != 1:
             raise BadDataError("timestamps and values must be 1-D arrays of equal length")
+        st = _as_starts(st, ts)
         if ts.size == 0:
             return
         sid = self._ref(labels)
         refs = np.full(ts.shape[0], sid, np.int64)
-        refs, ts, vs, err, _ = self._validate(refs, ts, vs)
+        refs, ts, vs, st, err, _ = self._validate(refs, ts, vs, st)
         if err is not None:
             raise err
-        self._stage(refs, ts, vs)
+        self._stage(refs, ts, vs, st)
 
-    def append_columns(self, series: Sequence[Labels], idx: I64, ts: I64, vs: F64) -> AppendReport:
-        """Stage many series at once: sample ``i`` belongs to ``series[idx[i]]``. Bad samples
-        (out of order, conflicting duplicates, invalid series) are skipped and counted in the
-        returned report; the rest is staged."""
+    def append_columns(
+        self, series: Sequence[Labels], idx: I64, ts: I64, vs: F64, st: I64 | None = None
+    ) -> AppendReport:
+        """Stage many series at once: sample ``i`` belongs to ``series[idx[i]]`` (``st``:
+        optional start timestamps, 0 = unknown). Bad samples (out of order, conflicting
+        duplicates, invalid series) are skipped and counted in the returned report; the rest
+        is staged."""
         idx = np.ascontiguousarray(idx, np.int64)
         ts = np.ascontiguousarray(ts, np.int64)
         vs = np.ascontiguousarray(vs, np.float64)
+        st = _as_starts(st, ts)
         sids = np.empty(len(series), np.int64)
         bad = np.zeros(len(series), np.bool_)
         for i, lb in enumerate(series):
@@ -132,31 +162,35 @@ class HeadAppender:
         if bad.any():
             keep = ~bad[idx]
             idx, ts, vs = idx[keep], ts[keep], vs[keep]
+            st = None if st is None else st[keep]
         refs = sids[idx]
-        refs, ts, vs, err, nbad = self._validate(refs, ts, vs)
+        refs, ts, vs, st, err, nbad = self._validate(refs, ts, vs, st)
         if err is not None:
             self.report.note(err, nbad)
-        self._stage(refs, ts, vs)
+        self._stage(refs, ts, vs, st)
         return self.report
 
-    def _stage(self, refs: I64, ts: I64, vs: F64) -> None:
+    def _stage(self, refs: I64, ts: I64, vs: F64, st: I64 | None = None) -> None:
         if refs.size:
             self._staged.refs.append(refs)
             self._staged.ts.append(ts)
             self._staged.vs.append(vs)
+            self._staged.st.append(st)
 
     def _validate(
-        self, refs: I64, ts: I64, vs: F64
-    ) -> tuple[I64, I64, F64, AppendError | None, int]:
+        self, refs: I64, ts: I64, vs: F64, st: I64 | None
+    ) -> tuple[I64, I64, F64, I64 | None, AppendError | None, int]:
         """Sort by (ref, ts); drop exact duplicates; drop and report samples that are out of
-        order or conflict with a committed or staged sample at the same timestamp."""
+        order or conflict with a committed or staged sample at the same timestamp (a start
+        timestamp plays no part: the first sample kept wins)."""
         n = refs.shape[0]
         if n == 0:
-            return refs, ts, vs, None, 0
+            return refs, ts, vs, st, None, 0
         if n > 1:
             order = np.lexsort((ts, refs))
             if not np.all(order[1:] > order[:-1]):
                 refs, ts, vs = refs[order], ts[order], vs[order]
+                st = None if st is None else st[order]
         bits = vs.view(np.uint64)
         keep = np.ones(n, np.bool_)
         err: AppendError | None = None
@@ -194,7 +228,8 @@ class HeadAppender:
                 keep &= ~oob
         if not keep.all():
             refs, ts, vs = refs[keep], ts[keep], vs[keep]
-        return refs, ts, vs, err, nbad
+            st = None if st is None else st[keep]
+        return refs, ts, vs, st, err, nbad
 
     def commit(self, sync: bool = True) -> None:
         """Validate and apply the staged samples after logging them to the WAL. With
@@ -208,10 +243,11 @@ class HeadAppender:
         refs = np.concatenate(st.refs) if len(st.refs) > 1 else st.refs[0]
         ts = np.concatenate(st.ts) if len(st.ts) > 1 else st.ts[0]
         vs = np.concatenate(st.vs) if len(st.vs) > 1 else st.vs[0]
+        starts = st.starts()
         head = self._db.head
         with head.lock:
             # Re-validate under the lock: another commit may have advanced these series.
-            refs, ts, vs, err, nbad = self._validate(refs, ts, vs)
+            refs, ts, vs, starts, err, nbad = self._validate(refs, ts, vs, starts)
             if err is not None:
                 self.report.note(err, nbad)
             if refs.size == 0:
@@ -224,10 +260,10 @@ class HeadAppender:
                 records.append(
                     SeriesRecord(new.astype(np.uint64), [lb for lb in labels if lb is not None])
                 )
-            records.append(SamplesRecord(refs.astype(np.uint64), ts, vs))
+            records.append(SamplesRecord(refs.astype(np.uint64), ts, vs, starts))
             self._db.log_to_wal(records, sync)
             head.mark_logged(new)
-            head.apply(refs, ts, vs)
+            head.apply(refs, ts, vs, starts)
             self.report.appended += int(refs.size)
             for listener in self._db.commit_listeners:
                 listener(refs, ts, vs)  # in commit order (remote write queues)

@@ -57,6 +57,8 @@ def merge_batches(batches: Sequence[SeriesBatch]) -> SeriesBatch:
     # pieces of one series overlapping in time need the per-sample dedupe
     so, sf, sl = p_out[order], p_first[order], p_last[order]
     overlap = bool(np.any((so[1:] == so[:-1]) & (sf[1:] <= sl[:-1])))
+    with_st = any(b.st is not None for b in batches)
+    sts = [b.st if b.st is not None else np.zeros_like(b.ts) for b in batches] if with_st else []
     if total >= _LONG * p_out.size:
         # long pieces: concatenating views beats computing a destination per sample
         src = np.repeat(np.arange(len(batches)), [len(b) for b in batches])[order].tolist()
@@ -67,21 +69,25 @@ def merge_batches(batches: Sequence[SeriesBatch]) -> SeriesBatch:
         pieces = list(zip(src, first, ln, strict=True))
         ts = np.concatenate([tss[k][a : a + n] for k, a, n in pieces])
         vs = np.concatenate([vss[k][a : a + n] for k, a, n in pieces])
-        merged = SeriesBatch(labels, ts, vs, offsets)
+        st = np.concatenate([sts[k][a : a + n] for k, a, n in pieces]) if with_st else None
+        merged = SeriesBatch(labels, ts, vs, offsets, st)
         return _dedupe(merged) if overlap else merged
     ts = np.empty(total, np.int64)
     vs = np.empty(total, np.float64)
+    st = np.empty(total, np.int64) if with_st else None
     p_dest = np.empty(p_out.size, np.int64)
     p_dest[order] = np.concatenate(([0], np.cumsum(sorted_len)[:-1]))
     at = 0
-    for b in batches:
+    for j, b in enumerate(batches):
         k = len(b)
         shift = p_dest[at : at + k] - b.offsets[:-1]
         dest = np.arange(b.ts.size, dtype=np.int64) + np.repeat(shift, b.lens)
         ts[dest] = b.ts
         vs[dest] = b.vs
+        if st is not None:
+            st[dest] = sts[j]
         at += k
-    merged = SeriesBatch(labels, ts, vs, offsets)
+    merged = SeriesBatch(labels, ts, vs, offsets, st)
     return _dedupe(merged) if overlap else merged
 
 
@@ -98,6 +104,7 @@ def _dedupe(b: SeriesBatch) -> SeriesBatch:
     sid = np.cumsum(start) - 1
     order = np.lexsort((ts, sid))  # stable: the earlier piece first at equal timestamps
     ts, vs = ts[order], b.vs[order]
+    st = None if b.st is None else b.st[order]
     keep = np.ones(ts.size, np.bool_)
     keep[1:] = (ts[1:] != ts[:-1]) | start[1:]
-    return SeriesBatch(b.labels, ts, vs, b.offsets).take(keep)
+    return SeriesBatch(b.labels, ts, vs, b.offsets, st).take(keep)

@@ -151,7 +151,8 @@ class DB:
                 known = refs < len(head._labels)
                 if not known.all():
                     st.dropped += int((~known).sum())
-                refs, ts, vs = refs[known], rec.ts[known], rec.vs[known]
+                refs, ts, vs, sts = refs[known], rec.ts[known], rec.vs[known], rec.st
+                sts = None if sts is None else sts[known]
                 with head.lock:
                     ok = np.array(
                         [head.labels_of(int(r)) is not None for r in np.unique(refs)], bool
@@ -161,8 +162,10 @@ class DB:
                         m = np.isin(refs, live)
                         st.dropped += int((~m).sum())
                         refs, ts, vs = refs[m], ts[m], vs[m]
+                        sts = None if sts is None else sts[m]
                     order = np.lexsort((ts, refs))
                     refs, ts, vs = refs[order], ts[order], vs[order]
+                    sts = None if sts is None else sts[order]
                     last, _ = head.last_of(refs)
                     fresh = ts > last
                     if refs.size > 1:
@@ -170,7 +173,8 @@ class DB:
                     if not fresh.all():
                         st.dropped += int((~fresh).sum())
                         refs, ts, vs = refs[fresh], ts[fresh], vs[fresh]
-                    head.apply(refs, ts, vs)
+                        sts = None if sts is None else sts[fresh]
+                    head.apply(refs, ts, vs, sts)
                 st.samples += int(refs.size)
         if st.series or st.samples:
             log.info(
@@ -272,7 +276,7 @@ class DB:
             end = a + r
             meta = write_block(
                 self.path,
-                ((s.labels, s.ts, s.vs) for s in h.iter_series(a, end - 1)),
+                ((s.labels, s.ts, s.vs, s.st) for s in h.iter_series(a, end - 1)),
                 min_time=a,
                 max_time=end,
                 origin="head",
@@ -392,8 +396,8 @@ class DB:
             yield from head
             return
         sources = [b.iter_series(mint, maxt) for b in blocks] + [head]
-        for lb, ts, vs in merged_series(sources):
-            yield SeriesData(lb, ts, vs)
+        for lb, ts, vs, st in merged_series(sources):
+            yield SeriesData(lb, ts, vs, st)
 
     def stats(self) -> dict[str, int]:
         head = self.head

@@ -8,6 +8,8 @@ Layout, chosen for batched appends and a small footprint per series:
 - *closed chunks*: when a row is full it is compressed with the chunk codec into an immutable
   ``bytes`` object kept in a per-series list, so the head holds hours of data in a few bytes per
   sample.
+- start timestamps (optional, per sample) only for the series that have any: open-chunk rows
+  in :class:`~omtsdb.tsdb.head_starts.OpenStarts`, and a flagged stream in closed chunks.
 
 All mutation happens under one lock; readers copy what they need under the lock and decode
 outside it. The head knows nothing of the WAL: the appender logs before it applies.
@@ -27,6 +29,7 @@ from omtsdb.model.samples import F64, I64
 from omtsdb.storage.interface import SeriesData
 from omtsdb.tsdb import chunks
 from omtsdb.tsdb.head_chunks import ClosedChunks
+from omtsdb.tsdb.head_starts import OpenStarts
 from omtsdb.tsdb.index import IDS, MemPostings
 
 I64_MIN = np.iinfo(np.int64).min
@@ -55,6 +58,7 @@ class Head:
         self._last = np.full(n, I64_MIN, np.int64)  # newest sample per series
         self._last_bits = np.zeros(n, np.uint64)  # its value bits (duplicate detection)
         self._logged = np.zeros(n, np.bool_)  # series record is in the WAL
+        self._starts = OpenStarts(chunk_capacity, n)
         self.num_samples = 0
         self.num_series = 0
         self.removed_series_total = 0  # grows when truncate drops series (ids are not reused)
@@ -126,6 +130,7 @@ class Head:
         self._last = _grow(self._last, new, I64_MIN)
         self._last_bits = _grow(self._last_bits, new, 0)
         self._logged = _grow(self._logged, new, False)
+        self._starts.grow(new)
 
     def labels_of(self, sid: int) -> Labels | None:
         return self._labels[sid] if sid < len(self._labels) else None
@@ -142,9 +147,10 @@ class Head:
         self._logged[sids] = True
 
     # -- samples ----------------------------------------------------------------------------
-    def apply(self, refs: I64, ts: I64, vs: F64) -> None:
-        """Add committed samples. Caller holds ``lock`` and guarantees: sorted by (ref, ts),
-        each ts greater than the series' newest sample, no duplicate (ref, ts)."""
+    def apply(self, refs: I64, ts: I64, vs: F64, st: I64 | None = None) -> None:
+        """Add committed samples (with their start timestamps, 0 = unknown, if any). Caller
+        holds ``lock`` and guarantees: sorted by (ref, ts), each ts greater than the series'
+        newest sample, no duplicate (ref, ts)."""
         n = refs.shape[0]
         if n == 0:
             return
@@ -153,6 +159,9 @@ class Head:
         ends = np.concatenate((bounds, [n]))
         uniq = refs[starts]
         counts = ends - starts
+        if st is not None:
+            known = np.add.reduceat((st != 0).astype(np.int64), starts) > 0
+            self._starts.assign(uniq[known])
         # the head's time range, from every sample (those taking the long path included)
         self.mint = min(self.mint, int(ts.min()))
         self.maxt = max(self.maxt, int(ts.max()))
@@ -162,9 +171,11 @@ class Head:
         over = (fill + counts > self.capacity) | (span > I32_MAX)
         if over.any():
             for i in np.flatnonzero(over):
-                self._apply_long(int(uniq[i]), ts[starts[i] : ends[i]], vs[starts[i] : ends[i]])
+                sl = slice(int(starts[i]), int(ends[i]))
+                self._apply_long(int(uniq[i]), ts[sl], vs[sl], None if st is None else st[sl])
             keep = np.repeat(~over, counts)
             refs, ts, vs = refs[keep], ts[keep], vs[keep]
+            st = None if st is None else st[keep]
             uniq, counts, fill, base = uniq[~over], counts[~over], fill[~over], base[~over]
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if counts.size else starts
         if refs.shape[0]:
@@ -173,6 +184,8 @@ class Head:
             self._tbase[uniq] = base
             self._bts[refs, cols] = (ts - np.repeat(base, counts)).astype(np.int32)
             self._bvs[refs, cols] = vs
+            if self._starts.used:
+                self._starts.write(refs, cols, st)
             self._fill[uniq] += counts.astype(np.int32)
             self._first[uniq] = np.minimum(self._first[uniq], ts[starts])
             lastidx = starts + counts - 1
@@ -185,12 +198,16 @@ class Head:
         out: I64 = self._bts[sid, :f].astype(np.int64) + self._tbase[sid]
         return out
 
-    def _apply_long(self, sid: int, ts: I64, vs: F64) -> None:
+    def _apply_long(self, sid: int, ts: I64, vs: F64, st: I64 | None) -> None:
         """Append more samples than the open chunk can take (or spanning more than the int32
         offsets reach): cut full chunks as we go."""
         f = int(self._fill[sid])
         all_ts = np.concatenate((self._open_ts(sid), ts))
         all_vs = np.concatenate((self._bvs[sid, :f], vs))
+        open_st = self._starts.of(sid, f)
+        all_st = None
+        if open_st is not None:
+            all_st = np.concatenate((open_st, st if st is not None else np.zeros_like(ts)))
         cap = self.capacity
         n = all_ts.shape[0]
         ncut = (n - 1) // cap  # keep 1..cap samples open
@@ -199,17 +216,21 @@ class Head:
         a = 0
         while a + cap < n:
             b = min(a + per, ((n - 1) // cap) * cap)
-            self._closed.add(sid, chunks.encode_fast(all_ts[a:b], all_vs[a:b]))
+            cst = None if all_st is None else all_st[a:b]
+            self._closed.add(sid, chunks.encode_fast(all_ts[a:b], all_vs[a:b], cst))
             self._closed.merge_tail(sid)
             a = b
         del ncut
         if all_ts[-1] - all_ts[a] > I32_MAX:  # sparse samples: close all but the newest
-            self._closed.add(sid, chunks.encode_fast(all_ts[a:-1], all_vs[a:-1]))
+            cst = None if all_st is None else all_st[a:-1]
+            self._closed.add(sid, chunks.encode_fast(all_ts[a:-1], all_vs[a:-1], cst))
             a = n - 1
         rest = n - a
         self._tbase[sid] = all_ts[a]
         self._bts[sid, :rest] = (all_ts[a:] - all_ts[a]).astype(np.int32)
         self._bvs[sid, :rest] = all_vs[a:]
+        if all_st is not None:
+            self._starts.set(sid, all_st[a:])
         self._fill[sid] = rest
         self._first[sid] = min(int(self._first[sid]), int(all_ts[0]))
         self._last[sid] = int(all_ts[-1])
@@ -235,21 +256,34 @@ class Head:
             f = int(self._fill[sid])
             bts = self._open_ts(sid)
             bvs = self._bvs[sid, :f].copy()
+            bst = self._starts.of(sid, f) if self._starts.used else None
         parts_t: list[I64] = []
         parts_v: list[F64] = []
+        parts_s: list[I64 | None] = []
         for c in closed:
-            t, v = chunks.decode(c)
+            t, v, s = chunks.decode_st(c)
             parts_t.append(t)
             parts_v.append(v)
+            parts_s.append(s)
         parts_t.append(bts)
         parts_v.append(bvs)
+        parts_s.append(bst)
         ts = np.concatenate(parts_t) if len(parts_t) > 1 else parts_t[0]
         vs = np.concatenate(parts_v) if len(parts_v) > 1 else parts_v[0]
         lo = int(np.searchsorted(ts, mint, "left"))
         hi = int(np.searchsorted(ts, maxt, "right"))
         if hi <= lo:
             return None
-        return SeriesData(lb, ts[lo:hi], vs[lo:hi])
+        st = None
+        if any(s is not None for s in parts_s):
+            full = np.concatenate(
+                [
+                    s if s is not None else np.zeros_like(t)
+                    for s, t in zip(parts_s, parts_t, strict=True)
+                ]
+            )
+            st = full[lo:hi] if full[lo:hi].any() else None
+        return SeriesData(lb, ts[lo:hi], vs[lo:hi], st)
 
     def iter_series(self, mint: int, maxt: int) -> Iterator[SeriesData]:
         """Every series with samples in [mint, maxt], sorted by labels (for blocks and dump)."""
@@ -280,6 +314,7 @@ class Head:
                 if not has_chunks and f == 0:
                     self._labels[sid] = None
                     del self._by_labels[lb]
+                    self._starts.release(sid)
                     self._first[sid] = I64_MAX
                     self._last[sid] = I64_MIN
                     removed += 1

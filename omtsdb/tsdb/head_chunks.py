@@ -91,11 +91,14 @@ class ClosedChunks:
 
         from omtsdb.tsdb import chunks
 
-        parts = [chunks.decode(blob[a:b]) for a, b, _, _ in tail]
+        parts = [chunks.decode_st(blob[a:b]) for a, b, _, _ in tail]
         ts = np.concatenate([p[0] for p in parts])
         vs = np.concatenate([p[1] for p in parts])
+        st = None
+        if any(p[2] is not None for p in parts):
+            st = np.concatenate([p[2] if p[2] is not None else np.zeros_like(p[0]) for p in parts])
         keep = blob[: tail[0][0] - 4]
-        data = chunks.encode(ts, vs)
+        data = chunks.encode(ts, vs, st)
         self.blobs[sid] = b"".join((keep, _LEN.pack(len(data)), data))
 
     def nbytes(self) -> int:

@@ -129,12 +129,17 @@ def merge_series(parts: list[SeriesData]) -> SeriesData:
     parts = sorted(parts, key=lambda s: int(s.ts[0]) if s.ts.size else 0)
     ts = np.concatenate([p.ts for p in parts])
     vs = np.concatenate([p.vs for p in parts])
+    st = None
+    if any(p.st is not None for p in parts):
+        st = np.concatenate([p.st if p.st is not None else np.zeros_like(p.ts) for p in parts])
     if ts.size > 1 and not np.all(ts[1:] > ts[:-1]):
         order = np.argsort(ts, kind="stable")
         ts, vs = ts[order], vs[order]
         keep = np.concatenate(([True], ts[1:] != ts[:-1]))
         ts, vs = ts[keep], vs[keep]
-    return SeriesData(parts[0].labels, ts, vs)
+        if st is not None:
+            st = st[order][keep]
+    return SeriesData(parts[0].labels, ts, vs, st)
 
 
 class MergeQuerier:

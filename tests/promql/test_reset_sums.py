@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from omtsdb.promql.functions.rollups import Windows, _reset_sums
+from omtsdb.promql.functions.counters import _reset_sums
+from omtsdb.promql.functions.windows import Windows
 
 
 def _reference(w: Windows, ok: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]

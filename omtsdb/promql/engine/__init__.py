@@ -35,6 +35,9 @@ class EngineOpts:
     enable_experimental_syntax: bool = False
     # Prometheus's promql-delayed-name-removal feature flag (on in its test scripts).
     enable_delayed_name_removal: bool = False
+    # Per-sample start timestamps in rate/increase/irate/resets and start_timestamp()
+    # (Prometheus 3.14's use-start-timestamps; series without them are not affected).
+    use_start_timestamps: bool = True
 
 
 class Engine:
@@ -70,6 +73,7 @@ class Engine:
             time.monotonic() + self.opts.timeout_s,
             self.opts.default_eval_interval_ms,
             self.opts.enable_delayed_name_removal,
+            self.opts.use_start_timestamps,
         )
 
     def instant_query(

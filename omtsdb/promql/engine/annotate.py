@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from omtsdb.model.exposition.floats import format_go_g
+from omtsdb.model.labels import quote
 from omtsdb.promql.parser.ast import PosRange
 
 if TYPE_CHECKING:
@@ -52,3 +53,22 @@ def for_metric(msg: str, name: str) -> str:
 
 def invalid_quantile(ctx: Context, q: float, pos: PosRange | None) -> None:
     warn(ctx, f"quantile value should be between 0 and 1, got {format_go_g(q)}", pos)
+
+
+START_TIME_OVERLAP = "sample has start time that overlaps with previous sample timestamp"
+
+
+def start_time_overlap(ctx: Context, metric: str, count: int, pos: PosRange | None) -> None:
+    """Prometheus's ``NewStartTimeOverlapWarning``: one warning per metric name, counting the
+    (series, step) windows that had an overlap, at the position of the first one reported."""
+    count0, at, where = ctx.st_overlaps.get(metric, (0, -1, ""))
+    if at < 0:
+        where = position(getattr(ctx, "query", ""), pos)
+        ctx.warnings.append("")
+        at = len(ctx.warnings) - 1
+    total = count0 + count
+    msg = f"{WARN}: {START_TIME_OVERLAP} for metric {quote(metric)}"
+    if total > 1:
+        msg += f" ({total} occurrences)"
+    ctx.warnings[at] = f"{msg} ({where})" if where else msg
+    ctx.st_overlaps[metric] = (total, at, where)

@@ -106,6 +106,13 @@ def call_function(ev: Evaluator, e: Call) -> Value:
                 inner.mask,
             )
         return _drop(blk).check_unique()
+    if name == "start_timestamp":
+        # Only straight on a selector (not in parentheses, not on an expression: start
+        # timestamps do not survive those) and only when the engine uses them.
+        if isinstance(args[0], VectorSelector) and ev.ctx.use_start_timestamps:
+            return _drop(ev.instant_selector(args[0], want_st=True)).check_unique()
+        ev.eval_block(args[0])
+        return Block.empty(n)
     if name in ("clamp", "clamp_min", "clamp_max"):
         blk = ev.eval_block(args[0])
         if name == "clamp":

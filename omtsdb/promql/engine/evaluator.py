@@ -11,10 +11,12 @@ from omtsdb.errors import BadDataError, ExecutionError, QueryTimeoutError, TooMa
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.matchers import MatchType
 from omtsdb.model.samples import F64, I64, stale_mask
+from omtsdb.promql.engine import annotate as anno
 from omtsdb.promql.engine import binops
 from omtsdb.promql.engine.aggregate import aggregate, check_param
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.calls import call_function
+from omtsdb.promql.functions.counters import overlapping_windows
 from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows
 from omtsdb.promql.parser.ast import (
     AggregateExpr,
@@ -36,20 +38,25 @@ from omtsdb.storage.interface import Queryable, SeriesBatch, SeriesData, select_
 Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 
 
+# range functions that read start timestamps (Prometheus 3.14, use-start-timestamps)
+ST_FUNCS = frozenset({"rate", "increase", "irate", "resets"})
+ST_OVERLAP_FUNCS = frozenset({"rate", "increase"})
+
+
 class FlatSeries:
     """Samples of many series back to back, for window look-ups across all of them at once."""
 
-    __slots__ = ("_key", "base", "offsets", "span", "ts", "vs")
+    __slots__ = ("_key", "base", "offsets", "span", "st", "ts", "vs")
 
-    def __init__(self, ts: I64, vs: F64, offsets: I64) -> None:
-        self.ts, self.vs, self.offsets = ts, vs, offsets
+    def __init__(self, ts: I64, vs: F64, offsets: I64, st: I64 | None = None) -> None:
+        self.ts, self.vs, self.offsets, self.st = ts, vs, offsets, st
         self.base = int(ts.min()) if ts.size else 0
         self.span = (int(ts.max()) - self.base + 1) if ts.size else 1
         self._key: I64 | None = None
 
     @classmethod
     def of(cls, batch: SeriesBatch) -> FlatSeries:
-        return cls(batch.ts, batch.vs, batch.offsets)
+        return cls(batch.ts, batch.vs, batch.offsets, batch.st)
 
     @property
     def key(self) -> I64:
@@ -131,6 +138,7 @@ class Context:
         deadline: float,
         default_step: int,
         delayed_names: bool = False,
+        use_start_timestamps: bool = True,
     ) -> None:
         self.queryable = queryable
         self.start = start
@@ -142,6 +150,10 @@ class Context:
         # Prometheus's delayed __name__ removal: names marked for dropping are dropped only
         # on the final result (and at subquery boundaries); otherwise after every node.
         self.delayed_names = delayed_names
+        # per-sample start timestamps in rate/increase/irate/resets and start_timestamp()
+        self.use_start_timestamps = use_start_timestamps
+        # start-time overlap warnings: metric -> (count, index in warnings, position)
+        self.st_overlaps: dict[str, tuple[int, int, str]] = {}
         self.samples = 0
         self.warnings: list[str] = []
         self.infos: list[str] = []
@@ -236,8 +248,11 @@ class Evaluator:
         return out
 
     # -- selectors ------------------------------------------------------------------------------
-    def instant_selector(self, vs: VectorSelector, want_ts: bool = False) -> Block:
-        """Latest sample in (t - lookback, t] for every series and step, all at once."""
+    def instant_selector(
+        self, vs: VectorSelector, want_ts: bool = False, want_st: bool = False
+    ) -> Block:
+        """Latest sample in (t - lookback, t] for every series and step, all at once; with
+        ``want_ts``/``want_st`` its timestamp/start timestamp (0: unknown) in seconds."""
         t = self.effective_times(vs.offset_ms, vs.at_ms, vs.at_modifier)
         lb = self.ctx.lookback
         if t.size == 0:
@@ -252,7 +267,11 @@ class Evaluator:
         idx = np.maximum(hi - 1, 0)
         v = flat.vs[idx] if flat.vs.size else np.zeros(idx.size)
         ok &= ~stale_mask(v)
-        vals = flat.ts[idx] / 1000.0 if want_ts else v
+        if want_st:
+            st = flat.st if flat.st is not None else np.zeros(flat.ts.size, np.int64)
+            vals = st[idx] / 1000.0 if st.size else np.zeros(idx.size)
+        else:
+            vals = flat.ts[idx] / 1000.0 if want_ts else v
         return Block(series.labels, vals.reshape(ns, nt), ok.reshape(ns, nt)).compact()
 
     def _raw_range(self, ms: MatrixSelector, t: I64) -> SeriesBatch:
@@ -326,6 +345,8 @@ class Evaluator:
         series, t, rng = self.range_input(e)
         if not len(series):
             return Block.empty(self.n)
+        if series.st is not None and (name not in ST_FUNCS or not self.ctx.use_start_timestamps):
+            series = series.without_st()
         fn = ROLLUPS[name]
         flat = FlatSeries.of(series)
         lo, hi = flat.windows(t - rng, t)
@@ -335,18 +356,26 @@ class Evaluator:
         width = int((hi - lo).max()) if lo.size else 0
         rows = lo.size
         if width * rows <= MAX_CELLS or width == 0:
-            v, m = fn(Windows(flat.ts, flat.vs, lo, hi, tt, rng), targs)
+            v, m = fn(Windows(flat.ts, flat.vs, lo, hi, tt, rng, flat.st), targs)
         else:  # bound the gathered window matrix: evaluate in row chunks
             chunk = max(1, MAX_CELLS // width)
             parts_v, parts_m = [], []
             for a in range(0, rows, chunk):
                 sl = slice(a, a + chunk)
-                sub = Windows(flat.ts, flat.vs, lo[sl], hi[sl], tt[sl], rng)
+                sub = Windows(flat.ts, flat.vs, lo[sl], hi[sl], tt[sl], rng, flat.st)
                 pv, pm = fn(sub, tuple(x[sl] for x in targs))
                 parts_v.append(pv)
                 parts_m.append(pm)
                 self.ctx.check_time()
             v, m = np.concatenate(parts_v), np.concatenate(parts_m)
+        if flat.st is not None and name in ST_OVERLAP_FUNCS:
+            over = overlapping_windows(Windows(flat.ts, flat.vs, lo, hi, tt, rng, flat.st))
+            if over.any():
+                per_series = over.reshape(ns, nt).sum(axis=1)
+                for i in np.flatnonzero(per_series).tolist():
+                    anno.start_time_overlap(
+                        self.ctx, series.labels[i].name, int(per_series[i]), e.pos
+                    )
         return Block(series.labels, v.reshape(ns, nt), m.reshape(ns, nt)).compact()
 
     # -- operators --------------------------------------------------------------------------

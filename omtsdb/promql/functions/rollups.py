@@ -3,8 +3,8 @@
 The window of step ``i`` is the left-open interval ``(t[i] - range, t[i]]``: samples
 ``ts[lo[i]:hi[i]]`` with ``lo``/``hi`` from one ``np.searchsorted`` each. Window contents are
 gathered into a ``[steps, width]`` matrix (``width`` = the widest window) with a mask, so sums,
-extremes, variances and regressions are whole-matrix reductions; counts of changes and resets
-use cumulative sums of per-sample flags. Stale markers are removed before a rollup sees a series.
+extremes, variances and regressions are whole-matrix reductions (``windows``); the counter
+functions live in ``counters``. Stale markers are removed before a rollup sees a series.
 """
 
 from __future__ import annotations
@@ -12,84 +12,30 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from omtsdb.model.samples import F64, I64
+from omtsdb.promql.functions.counters import (
+    changes,
+    delta,
+    idelta,
+    increase,
+    irate,
+    rate,
+    resets,
+)
 from omtsdb.promql.functions.kahan import (
     EXACT_WIDTH,
-    ROW_LOOP_COLUMNS,
     kahan_mean,
     kahan_mean_cols,
     kahan_sum,
     kahan_sum_cols,
     needs_compensation,
 )
+from omtsdb.promql.functions.windows import MAX_CELLS, BoolArr, Result, Rollup, Windows, windows
 
-BoolArr = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
-MAX_CELLS = 4_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Windows:
-    ts: I64  # samples of one series, stale markers removed
-    vs: F64
-    lo: I64  # per step
-    hi: I64
-    t: I64  # step times (window ends, inclusive)
-    range_ms: int
-
-    @property
-    def count(self) -> I64:
-        out: I64 = self.hi - self.lo
-        return out
-
-    def gather(self, arr: F64 | I64, fill: float = np.nan) -> tuple[np.ndarray, BoolArr]:
-        """``[steps, width]`` matrix of the window contents and its mask."""
-        cnt = self.count
-        width = int(cnt.max()) if cnt.size else 0
-        if width == 0 or arr.size == 0:
-            return np.full((cnt.size, 0), fill), np.zeros((cnt.size, 0), np.bool_)
-        # rows of a sliding-window view over the array padded by ``width`` values
-        padded = np.empty(arr.size + width, arr.dtype)
-        padded[: arr.size] = arr
-        padded[arr.size :] = fill if arr.dtype.kind == "f" else arr[-1]
-        m = sliding_window_view(padded, width)[self.lo]
-        mask = np.arange(width) < cnt[:, None]
-        if m.dtype.kind == "f":
-            np.copyto(m, fill, where=~mask)
-        return m, mask
-
-    def gather_cols(self, arr: F64) -> F64:
-        """``[width, steps]`` matrix of the window contents (C order, absent cells 0): the
-        transpose of ``gather``, built row by row when there are many steps (one ``take`` per
-        window position instead of a strided transposing copy)."""
-        cnt = self.count
-        if cnt.size < ROW_LOOP_COLUMNS:
-            return np.array(self.gather(arr, 0.0)[0].T, order="C")
-        width = int(cnt.max())
-        padded = np.empty(arr.size + 1, arr.dtype)
-        padded[:-1] = arr
-        padded[-1] = 0.0
-        out = np.empty((width, cnt.size), arr.dtype)
-        idx = self.lo.copy()
-        for j in range(width):
-            np.take(padded, idx, out=out[j], mode="clip")  # past the end: the 0
-            idx += 1
-        np.copyto(out, 0.0, where=np.arange(width)[:, None] >= cnt[None, :])
-        return out
-
-
-def windows(ts: I64, vs: F64, t: I64, range_ms: int) -> Windows:
-    lo = np.searchsorted(ts, t - range_ms, "right").astype(np.int64)
-    hi = np.searchsorted(ts, t, "right").astype(np.int64)
-    return Windows(ts, vs, lo, hi, t, range_ms)
-
-
-Result = tuple[F64, BoolArr]
-Rollup = Callable[[Windows, tuple[F64, ...]], Result]
+__all__ = ["MAX_CELLS", "ROLLUPS", "BoolArr", "Result", "Rollup", "Windows", "windows"]
 
 
 def _quiet() -> warnings.catch_warnings:
@@ -238,136 +184,6 @@ def mad_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
         out = np.where(frac == 0, x, x + (y - x) * frac)
     out = np.where(has_nan | ~ok, np.nan, out)
     return out, ok
-
-
-def _flag_windows(w: Windows, flags: I64) -> I64:
-    """Sum of per-sample flags f[j] (j >= 1, comparing j with j-1) over j in (lo, hi)."""
-    cs = np.concatenate(([0], np.cumsum(flags)))
-    lo1 = np.minimum(w.lo + 1, w.hi)
-    out: I64 = np.where(w.hi > w.lo, cs[w.hi] - cs[lo1], 0)
-    return out
-
-
-def changes(w: Windows, a: tuple[F64, ...]) -> Result:
-    v = w.vs
-    f = np.zeros(v.size, np.int64)
-    if v.size > 1:
-        same = (v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1]))
-        f[1:] = ~same
-    return _flag_windows(w, f).astype(np.float64), w.count > 0
-
-
-def resets(w: Windows, a: tuple[F64, ...]) -> Result:
-    v = w.vs
-    f = np.zeros(v.size, np.int64)
-    if v.size > 1:
-        f[1:] = v[1:] < v[:-1]
-    return _flag_windows(w, f).astype(np.float64), w.count > 0
-
-
-def _reset_sums(w: Windows, ok: BoolArr) -> F64:
-    """Per window, the sum of the values just before each counter reset inside it (what a
-    reset adds back), as the running sum over all samples would give it, zero where not
-    ``ok``. Only the (few) reset positions are summed: adding the zeros between them changes
-    nothing, unless a reset value is -0.0 (then the full running sum is taken)."""
-    v = w.vs
-    pos = np.flatnonzero(v[1:] < v[:-1]) + 1
-    if pos.size == 0:
-        return np.zeros(w.lo.size)
-    vals = v[pos - 1]
-    lo1 = np.minimum(w.lo + 1, w.hi)
-    if np.any((vals == 0) & np.signbit(vals)):
-        r = np.zeros(v.size)
-        r[pos] = vals
-        cs = np.concatenate(([0.0], np.cumsum(r)))
-        out: F64 = np.where(ok, cs[w.hi] - cs[lo1], 0.0)
-        return out
-    cs = np.concatenate(([0.0], np.cumsum(vals)))
-    a = np.searchsorted(pos, w.hi, "left")
-    b = np.searchsorted(pos, lo1, "left")
-    out = np.where(ok, cs[a] - cs[b], 0.0)
-    return out
-
-
-def _extrapolated(w: Windows, is_counter: bool, is_rate: bool) -> Result:
-    cnt = w.count
-    ok = cnt >= 2
-    n = w.vs.size
-    if n == 0:
-        return np.full(cnt.size, np.nan), ok
-    lo = np.minimum(w.lo, n - 1)
-    last_i = w.hi - 1
-    np.maximum(last_i, 0, out=last_i)
-    first_v, last_v = w.vs[lo], w.vs[last_i]
-    first_t, last_t = w.ts[lo], w.ts[last_i]
-    result = last_v - first_v
-    if is_counter:
-        result += _reset_sums(w, ok)
-    with np.errstate(all="ignore"):
-        d_start = first_t - w.t
-        d_start += w.range_ms
-        to_start = d_start / 1000.0
-        to_end = (w.t - last_t) / 1000.0
-        sampled = (last_t - first_t) / 1000.0
-        avg_dt = sampled / np.maximum(cnt - 1, 1)
-        thresh = avg_dt * 1.1
-        half = avg_dt / 2
-        # Prometheus 3: cap at half an interval beyond the threshold first, then (counters)
-        # never extrapolate below zero.
-        np.copyto(to_start, half, where=to_start >= thresh)
-        if is_counter:
-            zero_ok = (result > 0) & (first_v >= 0)
-            to_zero = first_v / result
-            to_zero *= sampled
-            np.copyto(to_zero, to_start, where=~zero_ok)
-            np.minimum(to_start, to_zero, out=to_start)
-        np.copyto(to_end, half, where=to_end >= thresh)
-        interval = sampled + to_start
-        interval += to_end
-        factor = interval / sampled
-        if is_rate:
-            factor /= w.range_ms / 1000.0
-        out = result * factor
-    return out, ok
-
-
-def rate(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _extrapolated(w, True, True)
-
-
-def increase(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _extrapolated(w, True, False)
-
-
-def delta(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _extrapolated(w, False, False)
-
-
-def _instant(w: Windows, is_rate: bool) -> Result:
-    cnt = w.count
-    ok = cnt >= 2
-    n = w.vs.size
-    if n < 2:
-        return np.full(cnt.size, np.nan), np.zeros(cnt.size, np.bool_)
-    i1 = np.clip(w.hi - 1, 0, n - 1)
-    i0 = np.clip(w.hi - 2, 0, n - 1)
-    last, prev = w.vs[i1], w.vs[i0]
-    with np.errstate(all="ignore"):
-        if is_rate:
-            res = np.where(last < prev, last, last - prev)
-            dt = (w.ts[i1] - w.ts[i0]) / 1000.0
-            out = res / dt
-        else:
-            out = last - prev
-    return out, ok
-
-
-def irate(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _instant(w, True)
-
-
-def idelta(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _instant(w, False)
 
 
 def _regression(w: Windows, intercept_t: I64) -> tuple[F64, F64, BoolArr]:

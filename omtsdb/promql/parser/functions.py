@@ -132,6 +132,7 @@ FUNCTIONS: dict[str, Function] = dict(
         _f("min_of", (S, S), S, experimental=True),
         _f("max_of", (S, S), S, experimental=True),
         _f("info", (V, V), variadic=1, experimental=True),
+        _f("start_timestamp", (V,), experimental=True),  # Prometheus 3.14
     ]
 )
 # holt_winters was renamed in Prometheus 3; it is not available there.

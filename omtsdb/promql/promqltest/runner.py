@@ -72,12 +72,23 @@ class Store:
                         self.has_histograms.add(Labels({"__name__": lb.name[: -len(suffix)]}))
         app = self.db.appender()
         for lb, vals in series.items():
-            ts = [i * cmd.interval for i, v in enumerate(vals) if isinstance(v, float)]
-            vs = [v for v in vals if isinstance(v, float)]
+            slots = [i for i, v in enumerate(vals) if isinstance(v, float)]
+            ts = [i * cmd.interval for i in slots]
+            vs = [vals[i] for i in slots]
             if any(isinstance(v, Histogram) for v in vals):
                 self.has_histograms.add(lb)
+            offs = cmd.starts.get(lb)
+            st = None
+            if offs is not None:  # the slot's time plus its offset; no offset: unknown (0)
+                st = np.array(
+                    [
+                        0 if (o := offs[i]) is None else t + o
+                        for i, t in zip(slots, ts, strict=True)
+                    ],
+                    np.int64,
+                )
             if ts:
-                app.append(lb, np.array(ts, np.int64), np.array(vs, np.float64))
+                app.append(lb, np.array(ts, np.int64), np.array(vs, np.float64), st)
         app.commit()
 
 

@@ -57,12 +57,17 @@ class Eval:
         return any(x.kind == kind for x in self.expects)
 
 
+Starts = list[int | None]  # per value slot: start-timestamp offset (ms) from the slot's time
+
+
 @dataclass
 class Load:
     line: int
     interval: int
     series: list[tuple[Labels, list[Value]]]
     nhcb: bool = False
+    # start-timestamp offsets of series given by an ``@st`` line (FORMAT.md §3.6)
+    starts: dict[Labels, Starts] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +159,88 @@ def _split_series(line: str) -> tuple[str, list[str]]:
     return line, []
 
 
+_DUR_PREFIX_RE = re.compile(r"^([-+]?)([0-9]+[a-wyzA-Z]*)(.*)$")
+
+
+def _duration_prefix(tok: str) -> tuple[int, str]:
+    """A signed duration at the start of ``tok`` (one number and unit, no ``x`` in the unit)
+    and the rest of ``tok``."""
+    m = _DUR_PREFIX_RE.match(tok)
+    if not m:
+        raise ValueError(f"expected a duration in {tok!r}")
+    ms = parse_duration(m.group(2))
+    return (-ms if m.group(1) == "-" else ms), m.group(3)
+
+
+def _repeat(rest: str) -> int:
+    if not rest.startswith("x") or not rest[1:].isdigit():
+        raise ValueError(f"expected x<count>, got {rest!r}")
+    return int(rest[1:])
+
+
+def expand_starts(items: list[str]) -> Starts:
+    """The slots of an ``@st`` line: ``_``, ``_xK`` (K slots), ``<dur>``, ``<dur>xK`` (K+1
+    slots), ``<dur>±<dur>xK`` (K+1 slots, stepping)."""
+    out: Starts = []
+    for tok in items:
+        if tok == "_":
+            out.append(None)
+            continue
+        if tok.startswith("_x"):
+            k = _repeat(tok[1:])
+            if k == 0:
+                raise ValueError("invalid repeat count")
+            out += [None] * k
+            continue
+        base, rest = _duration_prefix(tok)
+        if not rest:
+            out.append(base)
+        elif rest[0] == "x":
+            out += [base] * (_repeat(rest) + 1)
+        elif rest[0] in "+-":
+            step, rest2 = _duration_prefix(rest[1:])
+            step = -step if rest[0] == "-" else step
+            out += [base + i * step for i in range(_repeat(rest2) + 1)]
+        else:
+            raise ValueError(f"bad start-timestamp item {tok!r}")
+    return out
+
+
+def _parse_load_block(
+    block: list[tuple[int, str]],
+) -> tuple[list[tuple[Labels, list[Value]]], dict[Labels, Starts]]:
+    series: list[tuple[Labels, list[Value]]] = []
+    starts: dict[Labels, Starts] = {}
+    pending: tuple[int, Labels, Starts] | None = None
+    for lineno, bl in block:
+        head = bl.split()[0]
+        if head.endswith("@st"):
+            if pending is not None:
+                raise ValueError(f"line {pending[0]}: @st line has no following sample line")
+            text, items = _split_series(bl)
+            try:
+                labels = parse_metric(text[: -len("@st")])
+            except OmtsdbError as e:
+                raise ValueError(f"line {lineno}: bad @st series: {e}") from None
+            pending = (lineno, labels, expand_starts(items))
+            continue
+        lb, vals = parse_series_line(bl)
+        if pending is not None:
+            pl, plb, pst = pending
+            if plb != lb:
+                raise ValueError(f"line {pl}: @st metric does not match the following sample line")
+            if len(pst) != len(vals):
+                raise ValueError(
+                    f"line {pl}: @st line has {len(pst)} values but sample line has {len(vals)}"
+                )
+            starts[lb] = pst
+            pending = None
+        series.append((lb, vals))
+    if pending is not None:
+        raise ValueError(f"line {pending[0]}: @st line has no following sample line")
+    return series, starts
+
+
 def parse_series_line(line: str) -> tuple[Labels, list[Value]]:
     text, items = _split_series(line)
     try:
@@ -186,12 +273,10 @@ def parse_script(text: str) -> list[Command]:
             m = LOAD_RE.match(ln)
             if not m:
                 raise ValueError(f"line {start + 1}: bad load")
-            series = []
-            for _, bl in block:
-                if bl.split()[0].endswith("@st"):
-                    continue
-                series.append(parse_series_line(bl))
-            cmds.append(Load(start + 1, parse_duration(m.group(2)), series, bool(m.group(1))))
+            series, starts = _parse_load_block(block)
+            cmds.append(
+                Load(start + 1, parse_duration(m.group(2)), series, bool(m.group(1)), starts)
+            )
         elif word.startswith("eval"):
             cmds.append(_parse_eval(start + 1, ln, block))
         else:

@@ -26,7 +26,7 @@ DEFAULT_RANGES = (2 * HOUR_MS, 8 * HOUR_MS, 24 * HOUR_MS)
 
 def merged_series(
     sources: Sequence[Iterable[SeriesData]],
-) -> Iterator[tuple[Labels, I64, F64]]:
+) -> Iterator[tuple[Labels, I64, F64, I64 | None]]:
     """K-way merge of label-sorted series streams; equal label sets are merged sample-wise
     (the earlier source wins at equal timestamps)."""
     heads = (
@@ -37,13 +37,13 @@ def merged_series(
     for key, _k, _n, s in heapq.merge(*heads, key=lambda e: (e[0], e[1], e[2])):
         if parts and key != cur_key:
             m = merge_series(parts)
-            yield m.labels, m.ts, m.vs
+            yield m.labels, m.ts, m.vs, m.st
             parts = []
         cur_key = key
         parts.append(s)
     if parts:
         m = merge_series(parts)
-        yield m.labels, m.ts, m.vs
+        yield m.labels, m.ts, m.vs, m.st
 
 
 def overlapping_groups(blocks: Sequence[Block]) -> list[list[Block]]:

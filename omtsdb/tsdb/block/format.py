@@ -46,9 +46,10 @@ CHUNK_DT = np.dtype(
         ("len", "<u4"),
         ("n", "<u4"),
         ("tsref", "<i4"),  # row of the chunk whose timestamps this one shares, or -1
-        ("pad", "<u4"),
+        ("flags", "<u4"),  # CHUNK_ST: the chunk carries start timestamps (0 in older blocks)
     ]
 )
+CHUNK_ST = 1  # chunk_table flag
 SEC_ZSTD = 1  # section flag: the stored bytes are one zstd frame (with its content size)
 _IHDR = struct.Struct("<4sII")
 _SEC = struct.Struct("<QQII")

@@ -10,8 +10,6 @@ import bisect
 import contextlib
 import itertools
 import mmap
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
@@ -23,16 +21,19 @@ from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher, MatchType
 from omtsdb.model.samples import F64, I64
 from omtsdb.storage.interface import SelectHints, SeriesBatch, SeriesData
-from omtsdb.tsdb.block.format import CHUNK_DT, CHUNKS_MAGIC, BlockMeta, decode_index
+from omtsdb.tsdb.block.cache import CHUNK_CACHE
+from omtsdb.tsdb.block.format import CHUNK_DT, CHUNK_ST, CHUNKS_MAGIC, BlockMeta, decode_index
 from omtsdb.tsdb.codec.baseline import Baseline, decode_baseline
 from omtsdb.tsdb.codec.batch import Job, decode_batch
-from omtsdb.tsdb.codec.chunk import decode_timestamps
+from omtsdb.tsdb.codec.chunk import chunk_starts, decode_timestamps
 from omtsdb.tsdb.index import IDS, intersect_sorted, postings_for_matchers, union_sorted
 
 _EMPTY: IDS = np.empty(0, np.int64)
 _BATCH_SAMPLES = 1 << 18  # samples decoded in one batch: its arrays stay small and reused
 _Pending = tuple[int, int, int]  # (series slot, part of its timestamps, chunk row)
-_Plan = tuple[list[I64 | None], F64, list[int]]  # timestamps by chunk, values, shared refs
+# timestamps by chunk, values, shared refs, chunk rows
+_Plan = tuple[list[I64 | None], F64, list[int], list[int]]
+Samples = tuple[I64, F64, I64 | None]  # timestamps, values, start timestamps (or None)
 _U32_MAX = np.uint64(2**32 - 1)
 # a chunk partly outside a select's range is cut (searchsorted, a Python step) when that spares
 # copying and masking more than this many samples, else it is masked with all the others at once
@@ -40,69 +41,6 @@ _CUT_MIN = 256
 _POSTINGS_MEMO = 1024  # selectors whose matching series a block remembers
 
 
-class ChunkCache:
-    """Decoded chunks (read-only arrays) shared by all blocks, least recently used first out,
-    within a byte budget: dashboards ask for the same recent ranges again and again."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._d: OrderedDict[tuple[int, int], tuple[I64, F64]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int]) -> tuple[I64, F64] | None:
-        with self._lock:
-            got = self._d.get(key)
-            if got is None:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return got
-
-    def get_many(self, block: int, rows: list[int]) -> list[tuple[I64, F64] | None]:
-        """``get`` for many chunks of one block under one lock."""
-        keys = [(block, r) for r in rows]
-        with self._lock:
-            d = self._d
-            out = list(map(d.get, keys))
-            misses = out.count(None)
-            if misses:
-                for k, got in zip(keys, out, strict=True):
-                    if got is not None:
-                        d.move_to_end(k)
-            else:
-                for k in keys:
-                    d.move_to_end(k)
-            self.hits += len(rows) - misses
-            self.misses += misses
-            return out
-
-    def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
-        size = value[0].nbytes + value[1].nbytes
-        if size > self.max_bytes:
-            return
-        for a in value:
-            a.flags.writeable = False
-        with self._lock:
-            if key in self._d:
-                return
-            self._d[key] = value
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, (t, v) = self._d.popitem(last=False)
-                self.bytes -= t.nbytes + v.nbytes
-
-    def drop_block(self, key: int) -> None:
-        with self._lock:
-            for k in [k for k in self._d if k[0] == key]:
-                t, v = self._d.pop(k)
-                self.bytes -= t.nbytes + v.nbytes
-
-
-CHUNK_CACHE = ChunkCache(256 * 2**20)
 _BLOCK_KEYS = itertools.count()
 
 
@@ -153,6 +91,7 @@ class Block:
         self._cn = self.chunk_table["n"].astype(np.int64)
         self._ser_chunks_l: list[int] = self._ser_chunks.tolist()
         self._mm = _map(path / "chunks", self.meta.files.get("chunks"))
+        self._has_st = bool((self.chunk_table["flags"] & CHUNK_ST).any())
         self._closed = False
 
     # -- postings ---------------------------------------------------------------------------
@@ -231,10 +170,25 @@ class Block:
             b = self._bases[k] = decode_baseline(mv)
         return b
 
-    def series_samples(self, i: int, mint: int, maxt: int) -> tuple[I64, F64] | None:
+    def series_samples(self, i: int, mint: int, maxt: int) -> Samples | None:
         return self._samples([i], mint, maxt)[0]
 
-    def _samples(self, ids: Sequence[int], mint: int, maxt: int) -> list[tuple[I64, F64] | None]:
+    def _starts(self, row: int, ts: I64) -> I64:
+        """Start timestamps of chunk ``row`` (timestamps ``ts``); zeros when it has none. Kept
+        in the chunk cache under the key ``~row`` (beside the row's timestamps and values)."""
+        r = self._rows[row]
+        if not r[6] & CHUNK_ST:
+            return np.zeros(ts.size, np.int64)
+        hit = CHUNK_CACHE.get((self._key, ~row))
+        if hit is not None:
+            return hit[0]
+        got = chunk_starts(self._mm[r[2] : r[2] + r[3]], ts)
+        if got is None:
+            raise CorruptionError(f"{self.path}: chunk {row}: start timestamps missing")
+        CHUNK_CACHE.put((self._key, ~row), (got, np.empty(0)))
+        return got
+
+    def _samples(self, ids: Sequence[int], mint: int, maxt: int) -> list[Samples | None]:
         """Samples in [mint, maxt] of each series: the chunks not in the cache are decoded
         together (``decode_batch``), straight into one value array per series."""
         out: list[_Plan | None] = []
@@ -252,11 +206,11 @@ class Block:
             gots = [cache.get((key, c)) for c in sel]
             hit = gots[0]
             if len(sel) == 1 and hit is not None:  # the cached arrays themselves, no copy
-                out.append(([hit[0]], hit[1], [rows[sel[0]][5]]))
+                out.append(([hit[0]], hit[1], [rows[sel[0]][5]], sel))
                 continue
             vs = np.empty(sum(rows[c][4] for c in sel), np.float64)
             ts_parts: list[I64 | None] = []
-            out.append((ts_parts, vs, [rows[c][5] for c in sel]))
+            out.append((ts_parts, vs, [rows[c][5] for c in sel], sel))
             base = self._baseline(i)
             at = 0
             for c, got in zip(sel, gots, strict=True):
@@ -294,8 +248,8 @@ class Block:
         jobs.clear()
         pending.clear()
 
-    def _finish(self, plan: _Plan, mint: int, maxt: int) -> tuple[I64, F64] | None:
-        parts, vs, refs = plan
+    def _finish(self, plan: _Plan, mint: int, maxt: int) -> Samples | None:
+        parts, vs, refs, sel = plan
         vs.flags.writeable = False  # the cache holds views of it
         ts_parts = [t for t in parts if t is not None]
         if len(ts_parts) != len(parts):
@@ -314,13 +268,17 @@ class Block:
             ts = got
         else:
             ts = np.concatenate(ts_parts)
+        st = None
+        if self._has_st and any(self._rows[c][6] & CHUNK_ST for c in sel):
+            st = np.concatenate([self._starts(c, t) for c, t in zip(sel, ts_parts, strict=True)])
         if ts[0] < mint or ts[-1] > maxt:
             lo = int(np.searchsorted(ts, mint, "left"))
             hi = int(np.searchsorted(ts, maxt, "right"))
             if hi <= lo:
                 return None
-            return ts[lo:hi], vs[lo:hi]
-        return ts, vs
+            st = None if st is None or not st[lo:hi].any() else st[lo:hi]
+            return ts[lo:hi], vs[lo:hi], st
+        return ts, vs, st
 
     def _shared_ts(self, row: int) -> I64:
         """Timestamps of chunk ``row`` (which others share), decoded once and cached."""
@@ -348,7 +306,7 @@ class Block:
             return []
         ids = self.postings_for_matchers(matchers).tolist()
         return [
-            SeriesData(self.labels_of(i), got[0], got[1])
+            SeriesData(self.labels_of(i), *got)
             for i, got in zip(ids, self._samples(ids, mint, maxt), strict=True)
             if got is not None
         ]
@@ -392,6 +350,10 @@ class Block:
         pairs = cast(list[tuple[I64, F64]], got_l)
         ts_parts = [p[0] for p in pairs]
         vs_parts = [p[1] for p in pairs]
+        with_st = self._has_st and bool((self.chunk_table["flags"][rows] & CHUNK_ST).any())
+        st_parts = (
+            [self._starts(r, t) for r, t in zip(rows_l, ts_parts, strict=True)] if with_st else []
+        )
         lens_a = self._cn[rows]
         if masked:
             span = np.maximum(cmax - cmin, 1)
@@ -408,6 +370,8 @@ class Block:
                         cut = cuts[id(t)] = t.searchsorted(bounds).tolist()
                     lo, hi = cut
                     ts_parts[k], vs_parts[k] = t[lo:hi], v[lo:hi]
+                    if with_st:
+                        st_parts[k] = st_parts[k][lo:hi]
                     lens_a[k] = hi - lo
                 masked = cut_at.size < int(np.count_nonzero(part))
         ts = np.concatenate(ts_parts)
@@ -421,6 +385,7 @@ class Block:
             ts,
             vs,
             np.concatenate(([0], np.cumsum(per_series))),
+            np.concatenate(st_parts) if with_st else None,
         )
         if masked:
             return batch.take((ts >= mint) & (ts <= maxt))
@@ -462,7 +427,7 @@ class Block:
             ids = range(a, min(a + 256, self.num_series))
             for i, got in zip(ids, self._samples(ids, mint, maxt), strict=True):
                 if got is not None:
-                    yield SeriesData(self.labels_of(i), got[0], got[1])
+                    yield SeriesData(self.labels_of(i), *got)
 
     def ids_for(self, matchers: Sequence[Matcher]) -> IDS:
         return self.postings_for_matchers(matchers) if matchers else self.all_ids()

@@ -18,6 +18,7 @@ from omtsdb.model.labels import Labels
 from omtsdb.model.samples import F64, I64
 from omtsdb.tsdb.block.format import (
     CHUNK_DT,
+    CHUNK_ST,
     CHUNKS_MAGIC,
     FORMAT_VERSION,
     BlockMeta,
@@ -29,6 +30,8 @@ from omtsdb.tsdb.codec.chunk import encode_chunk
 
 DEFAULT_CHUNK_SAMPLES = 4096
 BaselineFn = Callable[[Labels], Baseline | None]
+# one series of a block: labels, timestamps, values and (optionally) start timestamps
+BlockSeries = tuple[Labels, I64, F64] | tuple[Labels, I64, F64, I64 | None]
 
 
 def fsync_dir(path: Path) -> None:
@@ -51,15 +54,24 @@ def encode_series(
     per_chunk: int,
     baseline: Baseline | None,
     shared: list[bool] | None = None,
+    st: I64 | None = None,
 ) -> tuple[list[bytes], bool]:
     """Chunks of one series, and whether they use ``baseline`` (only when that pays for the
-    baseline's own bytes). ``shared[i]``: chunk ``i``'s timestamps are stored elsewhere."""
+    baseline's own bytes). ``shared[i]``: chunk ``i``'s timestamps are stored elsewhere.
+    ``st``: start timestamps, stored in the chunks that have a known one."""
     cuts = split_points(int(ts.size), per_chunk)
     sh = shared or [False] * (len(cuts) - 1)
 
     def enc(base: Baseline | None) -> list[bytes]:
         return [
-            encode_chunk(ts[a:b], vs[a:b], base, shared_ts=s, thorough=True)
+            encode_chunk(
+                ts[a:b],
+                vs[a:b],
+                base,
+                shared_ts=s,
+                thorough=True,
+                st=None if st is None else st[a:b],
+            )
             for (a, b), s in zip(itertools.pairwise(cuts), sh, strict=True)
         ]
 
@@ -90,9 +102,11 @@ class _Writer:
         self.mint = 2**63 - 1
         self.maxt = -(2**63)
 
-    def add(self, lb: Labels, ts: I64, vs: F64) -> None:
+    def add(self, lb: Labels, ts: I64, vs: F64, st: I64 | None = None) -> None:
         if ts.size == 0:
             return
+        if st is not None and not st.any():
+            st = None
         if self.labels and not self.labels[-1].sort_key() < lb.sort_key():
             raise ValueError("block series must be added in label order, without repeats")
         base = self.baselines(lb) if self.baselines is not None else None
@@ -104,9 +118,10 @@ class _Writer:
             if ref < 0:
                 self.ts_rows[key] = len(self.rows) + len(refs)
             refs.append(ref)
-        chunks, used = encode_series(ts, vs, self.per_chunk, base, [r >= 0 for r in refs])
+        chunks, used = encode_series(ts, vs, self.per_chunk, base, [r >= 0 for r in refs], st)
         for (a, b), c, ref in zip(itertools.pairwise(cuts), chunks, refs, strict=True):
-            self.rows.append((int(ts[a]), int(ts[b - 1]), self.off, len(c), b - a, ref, 0))
+            flags = CHUNK_ST if st is not None and st[a:b].any() else 0
+            self.rows.append((int(ts[a]), int(ts[b - 1]), self.off, len(c), b - a, ref, flags))
             self.f.write(c)
             self.off += len(c)
         if used and base is not None:
@@ -160,7 +175,7 @@ class _Writer:
 
 def write_block(
     parent: Path,
-    series: Iterable[tuple[Labels, I64, F64]],
+    series: Iterable[BlockSeries],
     *,
     min_time: int,
     max_time: int,
@@ -173,8 +188,9 @@ def write_block(
     fsync: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> BlockMeta | None:
-    """Write the series (sorted by labels; samples within [min_time, max_time)) as a block
-    under ``parent``. Returns its meta, or None when there was nothing to write."""
+    """Write the series (sorted by labels; samples within [min_time, max_time); start
+    timestamps optional) as a block under ``parent``. Returns its meta, or None when there was
+    nothing to write."""
     step = on_step or (lambda _s: None)
     ulid = new_ulid()
     tmp = parent / f"{ulid}.tmp"
@@ -182,8 +198,8 @@ def write_block(
     tmp.mkdir(parents=True)
     w = _Writer(tmp, chunk_samples, baselines)
     try:
-        for lb, ts, vs in series:
-            w.add(lb, ts, vs)
+        for item in series:
+            w.add(item[0], item[1], item[2], item[3] if len(item) > 3 else None)
         if not w.labels:
             w.f.close()
             shutil.rmtree(tmp, ignore_errors=True)

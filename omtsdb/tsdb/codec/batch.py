@@ -33,6 +33,7 @@ from omtsdb.tsdb.codec.chunk import (
     _POW10,
     _U32,
     FLAG_BASELINE,
+    FLAG_ST,
     FORM_FOR,
     TS_SHARED,
     VAL_CONST,
@@ -303,6 +304,8 @@ def _parse(
     else:
         ts = _decode_ts(tsc, buf[off : off + tlen], n, mint, maxt)
     off += tlen
+    if flags & FLAG_ST:  # start timestamps: not values (read by decode_chunk_st)
+        off += 4 + _U32.unpack_from(buf, off)[0]
     if vc == VAL_CONST:
         out.view(np.uint64)[:] = np.frombuffer(buf, "<u8", 1, off)[0]
     elif vc == VAL_XOR:

@@ -5,6 +5,7 @@ Layout (little endian; see docs/format/chunks.md)::
 
     header  version u8 | ts_codec u8 | val_codec u8 | flags u8 | n u32 | mint i64 | maxt i64
     ts      u32 length | payload
+    starts  u32 length | payload       (only with FLAG_ST: start timestamps, codec.starts)
     values  payload (to the end)
     crc32   u32 over everything before it
 """
@@ -29,12 +30,14 @@ from omtsdb.tsdb.codec.ints import (
     unzigzag,
     zigzag,
 )
+from omtsdb.tsdb.codec.starts import decode_starts, encode_starts
 
 VERSION = 1
 TS_GRID, TS_DELTA, TS_OFFSETS, TS_SHARED = 0, 1, 2, 3
 FORM_FOR = 1  # residual form byte: frame of reference (0: zig-zag)
 VAL_CONST, VAL_DECIMAL, VAL_XOR = 0, 1, 2
 FLAG_BASELINE = 1
+FLAG_ST = 2  # a start-timestamp stream follows the timestamps
 _HDR = struct.Struct("<BBBBIqq")
 _U32 = struct.Struct("<I")
 _DEC = struct.Struct("<BBI")
@@ -286,8 +289,10 @@ def encode_chunk(
     *,
     shared_ts: bool = False,
     thorough: bool = False,
+    st: I64 | None = None,
 ) -> bytes:
-    """Encode strictly increasing ``ts`` and ``vs`` (same length >= 1) losslessly."""
+    """Encode strictly increasing ``ts`` and ``vs`` (same length >= 1) losslessly, with the
+    start timestamps ``st`` when given and not all zero (unknown)."""
     ts = np.ascontiguousarray(ts, np.int64)
     vs = np.ascontiguousarray(vs, np.float64)
     n = ts.size
@@ -309,8 +314,15 @@ def encode_chunk(
         else:
             assert xor is not None
             vc, vp = VAL_XOR, xor
-    head = _HDR.pack(VERSION, tsc, vc, flags, n, int(ts[0]), int(ts[-1]))
-    body = b"".join((head, _U32.pack(len(tsp)), tsp, vp))
+    parts = [b"", _U32.pack(len(tsp)), tsp, vp]
+    if st is not None and st.any():
+        if st.size != n:
+            raise ValueError("start timestamps must match the timestamps in length")
+        stp = encode_starts(ts, np.ascontiguousarray(st, np.int64))
+        parts[3:3] = [_U32.pack(len(stp)), stp]
+        flags |= FLAG_ST
+    parts[0] = _HDR.pack(VERSION, tsc, vc, flags, n, int(ts[0]), int(ts[-1]))
+    body = b"".join(parts)
     return body + _U32.pack(zlib.crc32(body))
 
 
@@ -335,6 +347,40 @@ def decode_chunk(
     buf: bytes | memoryview, baseline: Baseline | None = None, ts: I64 | None = None
 ) -> tuple[I64, F64]:
     """Decode a chunk; ``ts`` supplies the timestamps of a chunk that shares them."""
+    t, v, _ = decode_chunk_st(buf, baseline, ts)
+    return t, v
+
+
+def has_starts(buf: bytes | memoryview) -> bool:
+    """Whether the chunk carries start timestamps (from its header only)."""
+    return bool(buf[3] & FLAG_ST)
+
+
+def chunk_starts(buf: bytes | memoryview, ts: I64) -> I64 | None:
+    """Only the start timestamps of a chunk (checksum verified) whose timestamps ``ts`` are
+    already decoded; ``None`` when it has none."""
+    info = chunk_header(buf)
+    if not buf[3] & FLAG_ST:
+        return None
+    (crc,) = _U32.unpack_from(buf, len(buf) - 4)
+    body = memoryview(buf)[: len(buf) - 4]
+    if zlib.crc32(body) != crc:
+        raise CorruptionError("chunk: checksum mismatch")
+    if ts.size != info.n:
+        raise CorruptionError("chunk: wrong number of timestamps given")
+    (tlen,) = _U32.unpack_from(body, _HDR.size)
+    off = _HDR.size + 4 + tlen
+    try:
+        (slen,) = _U32.unpack_from(body, off)
+        return decode_starts(body[off + 4 : off + 4 + slen], ts)
+    except (struct.error, ValueError) as e:
+        raise CorruptionError(f"chunk: {e}") from None
+
+
+def decode_chunk_st(
+    buf: bytes | memoryview, baseline: Baseline | None = None, ts: I64 | None = None
+) -> tuple[I64, F64, I64 | None]:
+    """``decode_chunk`` plus the start timestamps (``None`` when the chunk has none)."""
     info = chunk_header(buf)
     (crc,) = _U32.unpack_from(buf, len(buf) - 4)
     body = memoryview(buf)[: len(buf) - 4]
@@ -349,7 +395,13 @@ def decode_chunk(
                 raise CorruptionError("chunk: shares timestamps; none (or the wrong ones) given")
         else:
             ts = _decode_ts(info.ts_codec, body[off : off + tlen], info.n, info.mint, info.maxt)
-        vp = body[off + tlen :]
+        off += tlen
+        st = None
+        if body[3] & FLAG_ST:
+            (slen,) = _U32.unpack_from(body, off)
+            st = decode_starts(body[off + 4 : off + 4 + slen], ts)
+            off += 4 + slen
+        vp = body[off:]
         if info.val_codec == VAL_CONST:
             vs = np.full(info.n, np.frombuffer(vp, "<f8", 1)[0], np.float64)
             vs.view(np.uint64)[:] = np.frombuffer(vp, "<u8", 1)[0]
@@ -361,4 +413,4 @@ def decode_chunk(
             raise CorruptionError(f"chunk: unknown value codec {info.val_codec}")
     except (struct.error, ValueError) as e:
         raise CorruptionError(f"chunk: {e}") from None
-    return ts, vs
+    return ts, vs, st

@@ -10,6 +10,9 @@ Framing of one record (little endian)::
   series i owns ``nstr[i]`` strings, alternating label name and value.
 - samples (type 2): ``n u32 | refs u64[n] | ts i64[n] | vs f64[n]`` (raw IEEE bits, so NaN
   payloads such as the staleness marker survive).
+- samples with start timestamps (type 3): ``n u32 | refs u64[n] | ts i64[n] | st i64[n] |
+  vs f64[n]`` (``st`` 0 = unknown). Written only for commits that carry a start timestamp, so
+  logs without any are byte for byte what they were before type 3 existed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ HEADER = struct.Struct("<BII")
 HEADER_SIZE = HEADER.size
 TYPE_SERIES = 1
 TYPE_SAMPLES = 2
+TYPE_SAMPLES_ST = 3
+TYPES = (TYPE_SERIES, TYPE_SAMPLES, TYPE_SAMPLES_ST)
 _U32 = struct.Struct("<I")
 
 
@@ -45,6 +50,11 @@ class SamplesRecord:
     refs: U64
     ts: I64
     vs: F64
+    st: I64 | None = None  # start timestamps (0 = unknown), None when no sample has one
+
+    def take(self, keep: npt.NDArray[np.bool_]) -> SamplesRecord:
+        st = None if self.st is None else self.st[keep]
+        return SamplesRecord(self.refs[keep], self.ts[keep], self.vs[keep], st)
 
 
 Record = SeriesRecord | SamplesRecord
@@ -60,15 +70,18 @@ def encode(rec: Record) -> bytes:
         n = rec.refs.shape[0]
         if not (rec.ts.shape[0] == n == rec.vs.shape[0]):
             raise ValueError("samples record arrays differ in length")
-        payload = b"".join(
-            (
-                _U32.pack(n),
-                np.ascontiguousarray(rec.refs, "<u8").tobytes(),
-                np.ascontiguousarray(rec.ts, "<i8").tobytes(),
-                np.ascontiguousarray(rec.vs, "<f8").tobytes(),
-            )
-        )
-        return frame(TYPE_SAMPLES, payload)
+        parts = [
+            _U32.pack(n),
+            np.ascontiguousarray(rec.refs, "<u8").tobytes(),
+            np.ascontiguousarray(rec.ts, "<i8").tobytes(),
+            np.ascontiguousarray(rec.vs, "<f8").tobytes(),
+        ]
+        if rec.st is None or not rec.st.any():
+            return frame(TYPE_SAMPLES, b"".join(parts))
+        if rec.st.shape[0] != n:
+            raise ValueError("samples record arrays differ in length")
+        parts.insert(3, np.ascontiguousarray(rec.st, "<i8").tobytes())
+        return frame(TYPE_SAMPLES_ST, b"".join(parts))
     n = len(rec.labels)
     if rec.refs.shape[0] != n:
         raise ValueError("series record refs and labels differ in length")
@@ -98,6 +111,15 @@ def decode_payload(rtype: int, payload: bytes | memoryview) -> Record:
             ts = np.frombuffer(payload, "<i8", n, 4 + 8 * n).astype(np.int64)
             vs = np.frombuffer(payload, "<f8", n, 4 + 16 * n).astype(np.float64)
             return SamplesRecord(refs, ts, vs)
+        if rtype == TYPE_SAMPLES_ST:
+            (n,) = _U32.unpack_from(payload, 0)
+            if len(payload) != 4 + 32 * n:
+                raise CorruptionError("samples record: bad length")
+            refs = np.frombuffer(payload, "<u8", n, 4).astype(np.uint64)
+            ts = np.frombuffer(payload, "<i8", n, 4 + 8 * n).astype(np.int64)
+            st = np.frombuffer(payload, "<i8", n, 4 + 16 * n).astype(np.int64)
+            vs = np.frombuffer(payload, "<f8", n, 4 + 24 * n).astype(np.float64)
+            return SamplesRecord(refs, ts, vs, st)
         if rtype == TYPE_SERIES:
             return _decode_series(payload)
     except (struct.error, ValueError) as e:
@@ -143,7 +165,7 @@ def iter_records(buf: bytes | memoryview) -> tuple[list[Record], int, str | None
         if size - off < HEADER_SIZE:
             return out, off, "torn record header"
         rtype, length, crc = HEADER.unpack_from(buf, off)
-        if rtype not in (TYPE_SERIES, TYPE_SAMPLES):
+        if rtype not in TYPES:
             return out, off, "zero-filled or invalid record type" if rtype == 0 else "bad type"
         end = off + HEADER_SIZE + length
         if end > size:

@@ -29,7 +29,6 @@ import numpy.typing as npt
 
 from omtsdb.tsdb.wal.records import (
     Record,
-    SamplesRecord,
     SeriesRecord,
     encode,
     iter_records,
@@ -266,7 +265,7 @@ class WAL:
                 else:
                     keep = keep_series(r.refs) & (r.ts >= mint)
                     if keep.any():
-                        out.append(encode(SamplesRecord(r.refs[keep], r.ts[keep], r.vs[keep])))
+                        out.append(encode(r.take(keep)))
         final = self.dir / f"checkpoint.{upto_segment:08d}"
         tmp = self.dir / f"checkpoint.{upto_segment:08d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
