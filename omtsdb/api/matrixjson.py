@@ -70,16 +70,44 @@ def value_tokens(vs: F64) -> list[bytes]:
     return toks
 
 
-def _point_heads(ts: I64) -> list[bytes]:
+def _point_heads(ts: I64, lens: I64) -> list[bytes]:
     """For every point, the text between the previous point's value and its own:
     ``"],[<t>,"``; computed once per distinct timestamp and gathered."""
     if ts.size <= _SMALL:
         return [b'"],[' + _ts_text(t).encode() + b',"' for t in ts.tolist()]
+    grid = _grid_heads(ts, lens)
+    if grid is not None:
+        return grid
     uniq, inv = np.unique(ts, return_inverse=True)
     heads = [b'"],[' + t + b',"' for t in timestamps_body(uniq).split(b",")]
-    if ts.size == 1:
-        return [heads[int(inv[0])]]
     return list(operator.itemgetter(*inv.reshape(-1).tolist())(heads))
+
+
+def _grid_heads(ts: I64, lens: I64) -> list[bytes] | None:
+    """``_point_heads`` for a range query's answer, where every series has points at
+    consecutive steps of one grid (``start + k·step``): the heads of the grid are written once
+    and each series takes a slice of them. None for any other shape."""
+    first = int(ts[0])
+    step = int(ts[1]) - first if lens[0] > 1 else 0
+    if step <= 0:
+        return None
+    k = ts - first
+    if np.any(k % step):
+        return None
+    k //= step
+    starts = np.concatenate(([0], np.cumsum(lens[:-1])))
+    d = np.diff(k)
+    d[starts[1:][lens[1:] > 0] - 1] = 1  # a series may start anywhere on the grid
+    if int(k.min()) < 0 or int(k.max()) > 4 * ts.size or np.any(d != 1):
+        return None
+    n_grid = int(k.max()) + 1
+    grid = [
+        b'"],[' + t + b',"' for t in timestamps_body(first + step * np.arange(n_grid)).split(b",")
+    ]
+    heads: list[bytes] = []
+    for k0, n in zip(k[starts[lens > 0]].tolist(), lens[lens > 0].tolist(), strict=True):
+        heads += grid[k0 : k0 + n]
+    return heads
 
 
 def _assemble(
@@ -88,7 +116,7 @@ def _assemble(
     """The result array as one ``join`` of per-point texts: each point contributes its head
     (``"],[t,"``) and its value; the first point of a series carries instead what comes
     before it (the closing of the series before, the series' opening, its first time)."""
-    heads = _point_heads(ts) if ts.size else []
+    heads = _point_heads(ts, lens) if ts.size else []
     pending = b"["  # what is still to be written before the next point
     at = 0
     for i, (m, n) in enumerate(zip(metrics, lens.tolist(), strict=True)):

@@ -8,7 +8,13 @@ import numpy as np
 import orjson
 
 from omtsdb.api.envelope import ts_json
-from omtsdb.api.matrixjson import matrix_json, timestamps_body, value_tokens, vector_json
+from omtsdb.api.matrixjson import (
+    _grid_heads,
+    matrix_json,
+    timestamps_body,
+    value_tokens,
+    vector_json,
+)
 from omtsdb.model.exposition.floats import format_json_sample
 
 
@@ -102,3 +108,23 @@ def test_matrix_json_matches_per_point_reference() -> None:
         {"metric": json.loads(m), "value": [json.loads(ts_json(t)), format_json_sample(v)]}
         for m, t, v in zip(metrics, ts.tolist(), vs.tolist(), strict=False)
     ]
+
+
+def test_range_grid_answers_match_reference() -> None:
+    """Series on one step grid (the shape of every range query's answer) take the grid path;
+    a gap or an off-grid time falls back; both write the reference text."""
+    rng = np.random.default_rng(9)
+    start, step = 1_700_000_000_123, 15_000
+    spans = [(0, 40), (3, 37), (10, 1), (0, 0), (39, 1), (5, 30)]
+    ts = np.concatenate([start + step * np.arange(a, a + n) for a, n in spans]).astype(np.int64)
+    vs = rng.random(ts.size) * 100
+    lens = [n for _, n in spans]
+    metrics = [orjson.dumps({"s": str(i)}) for i in range(len(spans))]
+    assert _grid_heads(ts, np.array(lens)) is not None
+    assert _grid_heads(np.delete(ts, 50), np.array(lens) - [0, 1, 0, 0, 0, 0]) is None
+    for t in (ts, np.delete(ts, 50), np.where(np.arange(ts.size) == 7, ts + 1, ts)):
+        ls = list(lens)
+        if t.size < ts.size:
+            ls[1] -= 1
+        got = matrix_json(metrics, np.array(ls), t, vs[: t.size])
+        assert got.decode() == _reference(metrics, ls, t, vs[: t.size])
