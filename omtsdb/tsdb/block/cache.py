@@ -7,66 +7,70 @@ from collections import OrderedDict
 
 from omtsdb.model.samples import F64, I64
 
+Entry = tuple[I64, F64]
+
 
 class ChunkCache:
-    """Decoded chunks (read-only arrays) shared by all blocks, least recently used first out,
-    within a byte budget: dashboards ask for the same recent ranges again and again."""
+    """Decoded chunks (read-only arrays) shared by all blocks, within a byte budget: dashboards
+    ask for the same recent ranges again and again.
+
+    Recency is kept per block (least recently read block first out), and within a block in
+    order of decoding: a look-up then costs one plain dict ``get`` per chunk, with no
+    bookkeeping per chunk (an exact per-chunk LRU cost ~0.4 µs a chunk, more than the rest of an
+    instant query's select)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._d: OrderedDict[tuple[int, int], tuple[I64, F64]] = OrderedDict()
+        self._blocks: OrderedDict[int, dict[int, Entry]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> tuple[I64, F64] | None:
-        with self._lock:
-            got = self._d.get(key)
-            if got is None:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return got
+    def get(self, key: tuple[int, int]) -> Entry | None:
+        return self.get_many(key[0], [key[1]])[0]
 
-    def get_many(self, block: int, rows: list[int]) -> list[tuple[I64, F64] | None]:
-        """``get`` for many chunks of one block under one lock."""
-        keys = [(block, r) for r in rows]
+    def get_many(self, block: int, rows: list[int]) -> list[Entry | None]:
+        """The cached chunks ``rows`` of ``block`` (None where not cached)."""
         with self._lock:
-            d = self._d
-            out = list(map(d.get, keys))
+            d = self._blocks.get(block)
+            if d is None:
+                self.misses += len(rows)
+                return [None] * len(rows)
+            self._blocks.move_to_end(block)
+            out = list(map(d.get, rows))
             misses = out.count(None)
-            if misses:
-                for k, got in zip(keys, out, strict=True):
-                    if got is not None:
-                        d.move_to_end(k)
-            else:
-                for k in keys:
-                    d.move_to_end(k)
             self.hits += len(rows) - misses
             self.misses += misses
             return out
 
-    def put(self, key: tuple[int, int], value: tuple[I64, F64]) -> None:
+    def put(self, key: tuple[int, int], value: Entry) -> None:
         size = value[0].nbytes + value[1].nbytes
         if size > self.max_bytes:
             return
         for a in value:
             a.flags.writeable = False
+        block, row = key
         with self._lock:
-            if key in self._d:
+            d = self._blocks.get(block)
+            if d is None:
+                d = self._blocks[block] = {}
+            elif row in d:
                 return
-            self._d[key] = value
+            d[row] = value
+            self._blocks.move_to_end(block)
             self.bytes += size
             while self.bytes > self.max_bytes:
-                _, (t, v) = self._d.popitem(last=False)
+                oldest = next(iter(self._blocks))
+                chunks = self._blocks[oldest]
+                t, v = chunks.pop(next(iter(chunks)))
                 self.bytes -= t.nbytes + v.nbytes
+                if not chunks:
+                    del self._blocks[oldest]
 
     def drop_block(self, key: int) -> None:
         with self._lock:
-            for k in [k for k in self._d if k[0] == key]:
-                t, v = self._d.pop(k)
+            for t, v in self._blocks.pop(key, {}).values():
                 self.bytes -= t.nbytes + v.nbytes
 
 
