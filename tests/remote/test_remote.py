@@ -33,11 +33,13 @@ RW2_CT = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 Client = TestClient[Any, Any]
 
 
-def run(fn: Callable[[Client, DB], Awaitable[None]], **opts: Any) -> DB:
+def run(
+    fn: Callable[[Client, DB], Awaitable[None]], engine: Engine | None = None, **opts: Any
+) -> DB:
     db = DB.open(None)
 
     async def main() -> None:
-        app = create_app(db, Engine(), APIOptions(**opts))
+        app = create_app(db, engine or Engine(), APIOptions(**opts))
         client: Client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         try:

@@ -3,14 +3,10 @@ requests to a real aiohttp server on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from omtsdb.api.app import APIOptions, create_app
 from omtsdb.model import Labels
 from omtsdb.model.matchers import Matcher
 from omtsdb.promql.engine import Engine, EngineOpts
@@ -18,6 +14,7 @@ from omtsdb.remote.build import snappy, write_request_v1, write_request_v2
 from omtsdb.remote.protoload import load
 from omtsdb.tsdb.db import DB
 from tests.remote.test_remote import RW2_CT, T0, Client, post
+from tests.remote.test_remote import run as run_api
 
 V2 = load("write_v2.proto")
 OT = load("otlp_metrics.proto")
@@ -26,19 +23,8 @@ S = 1000
 
 def run(fn: Callable[[Client, DB], Awaitable[None]]) -> None:
     """The API with the remote write receiver, over an in-memory DB."""
-    db = DB.open(None)
-
-    async def main() -> None:
-        engine = Engine(EngineOpts(enable_experimental_functions=True))
-        app = create_app(db, engine, APIOptions(remote_write_receiver=True))
-        client: Client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        try:
-            await fn(client, db)
-        finally:
-            await client.close()
-
-    asyncio.run(main())
+    engine = Engine(EngineOpts(enable_experimental_functions=True))
+    run_api(fn, engine, remote_write_receiver=True)
 
 
 def starts(db: DB, name: str) -> dict[Labels, list[tuple[int, float, int]]]:

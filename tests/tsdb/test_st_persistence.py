@@ -46,6 +46,19 @@ def series_data(hours: int) -> list[tuple[Labels, Any, Any, Any]]:
     ]
 
 
+def append_hourly(db: DB, data: list[tuple[Labels, Any, Any, Any]]) -> None:
+    """Append ``data`` (``series_data``) in commits of an hour (240 samples), letting the head
+    cut blocks as it goes."""
+    for k in range(0, data[0][1].size, 240):
+        app = db.appender()
+        for name, ts, vs, st in data:
+            app.append(
+                name, ts[k : k + 240], vs[k : k + 240], None if st is None else st[k : k + 240]
+            )
+        app.commit()
+        db.wait_for_compaction()
+
+
 def by_labels(db: DB, mint: int = 0, maxt: int = 10**12) -> dict[Labels, Any]:
     return {s.labels: s for s in db.querier(mint, maxt).select([ANY], mint, maxt)}
 
@@ -108,14 +121,7 @@ def test_head_cut_into_blocks_checkpoint_compaction_and_restart(tmp_path: Path) 
     data = series_data(11)
     opts = DBOptions(fsync=False)
     with DB.open(tmp_path, opts) as db:
-        for k in range(0, data[0][1].size, 240):  # commits of an hour
-            app = db.appender()
-            for name, ts, vs, st in data:
-                app.append(
-                    name, ts[k : k + 240], vs[k : k + 240], None if st is None else st[k : k + 240]
-                )
-            app.commit()
-            db.wait_for_compaction()
+        append_hourly(db, data)
         db.wait_for_compaction()
         db.compact()
         assert db.blocks and any(b.meta.max_time - b.meta.min_time > 2 * HOUR for b in db.blocks)
@@ -158,14 +164,7 @@ def test_block_flags_and_batch_reads_with_partial_chunks(tmp_path: Path) -> None
 def test_st_aware_rate_through_the_http_api_over_blocks_and_head(tmp_path: Path) -> None:
     data = series_data(5)
     with DB.open(tmp_path, DBOptions(fsync=False)) as db:
-        for k in range(0, data[0][1].size, 240):
-            app = db.appender()
-            for name, ts, vs, st in data:
-                app.append(
-                    name, ts[k : k + 240], vs[k : k + 240], None if st is None else st[k : k + 240]
-                )
-            app.commit()
-            db.wait_for_compaction()
+        append_hourly(db, data)
         assert db.blocks
     db = DB.open(tmp_path, DBOptions(fsync=False))
     t = 2 * HOUR + 30_000  # a window reaching into the first block, straddling a restart

@@ -103,22 +103,18 @@ def encode(rec: Record) -> bytes:
 def decode_payload(rtype: int, payload: bytes | memoryview) -> Record:
     """Decode a payload whose CRC was already checked. Raises CorruptionError."""
     try:
-        if rtype == TYPE_SAMPLES:
+        if rtype in (TYPE_SAMPLES, TYPE_SAMPLES_ST):
+            # refs, timestamps, [start timestamps,] values: n 8-byte words each
             (n,) = _U32.unpack_from(payload, 0)
-            if len(payload) != 4 + 24 * n:
+            cols = 4 if rtype == TYPE_SAMPLES_ST else 3
+            if len(payload) != 4 + 8 * cols * n:
                 raise CorruptionError("samples record: bad length")
             refs = np.frombuffer(payload, "<u8", n, 4).astype(np.uint64)
             ts = np.frombuffer(payload, "<i8", n, 4 + 8 * n).astype(np.int64)
-            vs = np.frombuffer(payload, "<f8", n, 4 + 16 * n).astype(np.float64)
-            return SamplesRecord(refs, ts, vs)
-        if rtype == TYPE_SAMPLES_ST:
-            (n,) = _U32.unpack_from(payload, 0)
-            if len(payload) != 4 + 32 * n:
-                raise CorruptionError("samples record: bad length")
-            refs = np.frombuffer(payload, "<u8", n, 4).astype(np.uint64)
-            ts = np.frombuffer(payload, "<i8", n, 4 + 8 * n).astype(np.int64)
+            vs = np.frombuffer(payload, "<f8", n, 4 + 8 * (cols - 1) * n).astype(np.float64)
+            if cols == 3:
+                return SamplesRecord(refs, ts, vs)
             st = np.frombuffer(payload, "<i8", n, 4 + 16 * n).astype(np.int64)
-            vs = np.frombuffer(payload, "<f8", n, 4 + 24 * n).astype(np.float64)
             return SamplesRecord(refs, ts, vs, st)
         if rtype == TYPE_SERIES:
             return _decode_series(payload)
