@@ -87,6 +87,7 @@ def aggregate(
             fill = np.where(mask, vals, np.nan)
             f = np.fmin if op == "min" else np.fmax
             out = f.reduceat(fill, starts, axis=0)
+            _first_zero(out, fill, starts)
         elif op in ("stddev", "stdvar") and (exact := _welford(vals, mask, starts)) is not None:
             out = np.sqrt(exact) if op == "stddev" else exact
         elif op in ("stddev", "stdvar"):
@@ -109,6 +110,18 @@ def aggregate(
             raise ExecutionError(f"unknown aggregation {op}")
     labels = [glabels[g] for g in g_sorted[starts]]
     return Block(labels, out, present)
+
+
+def _first_zero(out: F64, fill: F64, starts: np.ndarray) -> None:
+    """Where a group's min or max is zero, the sign of its first zero member: Prometheus keeps
+    the earlier of equal values, numpy's ``fmax``/``fmin`` the later of +0 and -0."""
+    zero = out == 0
+    if not zero.any():
+        return
+    rows = np.arange(fill.shape[0])[:, None]
+    first = np.minimum.reduceat(np.where(fill == 0, rows, fill.shape[0]), starts, axis=0)
+    g, col = np.nonzero(zero)
+    out[g, col] = fill[first[g, col], col]
 
 
 WELFORD_CELLS = 4_000_000

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 
@@ -84,22 +83,35 @@ def avg_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
     return out, cnt > 0
 
 
-def _extreme(w: Windows, fn: Callable[..., F64]) -> Result:
-    m, _mask = w.gather(w.vs, np.nan)
-    if m.shape[1] == 0:
-        return np.full(w.lo.size, np.nan), w.count > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = fn(m, axis=1)
-    return out, w.count > 0
+def _extreme(w: Windows, ufunc: np.ufunc) -> Result:
+    """Prometheus's max/min_over_time: the first sample, replaced by any later one that is
+    greater (smaller) or when the kept one is NaN, i.e. NaN only for all-NaN windows and the
+    earlier of equal values: ``np.fmax``/``np.fmin`` over each window, as one ``reduceat``
+    over (start, end) index pairs straight on the samples (no window matrix)."""
+    ok = w.count > 0
+    if not w.vs.size:
+        return np.full(w.lo.size, np.nan), ok
+    arr = np.append(w.vs, np.nan)  # ends may equal len(vs): keep every index inside ``arr``
+    at = np.empty(2 * w.lo.size, np.int64)
+    at[0::2] = w.lo
+    at[1::2] = w.hi
+    out: F64 = ufunc.reduceat(arr, at)[0::2]
+    zero = ok & (out == 0)
+    if zero.any():
+        # numpy's vector loops do not keep the earlier of +0 and -0: Prometheus answers with the
+        # first zero of the window (every other sample is below it, or above it for min)
+        pos = np.where(w.vs == 0, np.arange(w.vs.size), w.vs.size)
+        first_zero = np.minimum.accumulate(pos[::-1])[::-1]
+        out[zero] = w.vs[first_zero[w.lo[zero]]]
+    return out, ok
 
 
 def max_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _extreme(w, np.nanmax)
+    return _extreme(w, np.fmax)
 
 
 def min_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
-    return _extreme(w, np.nanmin)
+    return _extreme(w, np.fmin)
 
 
 def last_over_time(w: Windows, a: tuple[F64, ...]) -> Result:
