@@ -258,3 +258,27 @@ def test_stdvar_follows_prometheus_welford(groups: list[list[float | None]]) -> 
         assert (math.isnan(a) and math.isnan(want)) or struct.pack("<d", a) == struct.pack(
             "<d", want
         )
+
+
+def test_sum_aggregation_bit_exact_for_equal_and_unequal_groups() -> None:
+    """``sum by`` over groups of one size (reshaped straight from the sorted rows) and of
+    mixed sizes (padded) both take Prometheus's sequential compensated sum in series order."""
+    from omtsdb.model.labels import Labels
+    from omtsdb.promql.engine.aggregate import aggregate
+    from omtsdb.promql.engine.block import Block
+
+    rng = np.random.default_rng(11)
+    for sizes in ([3, 3, 3, 3], [1, 4, 2, 7]):
+        n, steps = sum(sizes), 9
+        vals = np.round(rng.normal(0, 1e6, (n, steps)), 2) * 10.0 ** rng.integers(-3, 9, (n, 1))
+        mask = rng.random((n, steps)) < 0.85
+        groups = [str(g) for g, k in enumerate(sizes) for _ in range(k)]
+        order = rng.permutation(n)  # members of a group interleaved with others
+        labels = [Labels({"g": groups[i], "i": f"{i:02d}"}) for i in order]
+        res = aggregate("sum", Block(labels, vals[order], mask[order]), None, ("g",), False)
+        for k, lb in enumerate(res.labels):
+            rows = [j for j, i in enumerate(order) if groups[i] == lb.get("g")]
+            for c in range(steps):
+                xs = [float(vals[order][j, c]) for j in rows if mask[order][j, c]]
+                if xs:
+                    assert res.vals[k, c] == _prometheus_sum(xs), (sizes, k, c)
