@@ -40,7 +40,27 @@ def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels
     return got
 
 
+_GroupKey = tuple[tuple[int, ...], tuple[str, ...], bool]
+_GROUPINGS: dict[_GroupKey, tuple[list[Labels], np.ndarray, list[Labels]]] = {}
+
+
 def _groups(
+    blk: Block, grouping: tuple[str, ...], without: bool
+) -> tuple[list[Labels], np.ndarray]:
+    """Group label sets and each row's group, memoised by the identities of the rows' label
+    sets (the memo holds the rows' labels, so those identities stay theirs)."""
+    key = (tuple(map(id, blk.labels)), grouping, without)
+    got = _GROUPINGS.get(key)
+    if got is None:
+        glabels, gid = _group_rows(blk, grouping, without)
+        gid.flags.writeable = False
+        if len(_GROUPINGS) >= 256:
+            _GROUPINGS.clear()
+        got = _GROUPINGS[key] = (glabels, gid, list(blk.labels))
+    return got[0], got[1]
+
+
+def _group_rows(
     blk: Block, grouping: tuple[str, ...], without: bool
 ) -> tuple[list[Labels], np.ndarray]:
     keys: dict[Labels, int] = {}

@@ -20,7 +20,7 @@ from omtsdb.model.exposition.floats import format_go_g, parse_float
 from omtsdb.model.labels import BUCKET_LABEL, METRIC_NAME, Labels
 from omtsdb.model.samples import F64, I64
 from omtsdb.promql.engine import annotate as anno
-from omtsdb.promql.engine.block import Block
+from omtsdb.promql.engine.block import MEMO_MAX, Block
 from omtsdb.promql.functions.histogram import (
     BoolArr,
     Forced,
@@ -57,18 +57,40 @@ class _Forced:
     count: int
 
 
+_SPLIT: dict[Labels, tuple[float, Labels | None]] = {}
+
+
+def _split_le(lb: Labels) -> tuple[float, Labels | None]:
+    """A bucket series' upper bound and its histogram's labels (``le`` removed), memoised per
+    label set (dashboards ask for the same buckets again and again); ``(nan, None)`` when the
+    ``le`` label is missing or malformed."""
+    try:
+        got: tuple[float, Labels | None] = (
+            parse_float(lb.get(BUCKET_LABEL)),
+            lb.without(BUCKET_LABEL),
+        )
+    except ValueError:
+        got = (math.nan, None)
+    if len(_SPLIT) >= MEMO_MAX:
+        _SPLIT.clear()
+    _SPLIT[lb] = got
+    return got
+
+
 def classic_histograms(ev: Evaluator, blk: Block, arg: Expr) -> list[Hist]:
     """Group the series of ``blk`` into classic histograms; warn about bad ``le`` labels."""
     groups: dict[Labels, tuple[list[float], list[int]]] = {}
     for i, lb in enumerate(blk.labels):
-        le = lb.get(BUCKET_LABEL)
-        try:
-            ub = parse_float(le)
-        except ValueError:
+        split = _SPLIT.get(lb)
+        if split is None:
+            split = _split_le(lb)
+        ub, key = split
+        if key is None:
+            le = lb.get(BUCKET_LABEL)
             msg = f'bucket label "le" is missing or has a malformed value of "{le}"'
             anno.warn(ev.ctx, anno.for_metric(msg, lb.name), arg.pos)
             continue
-        g = groups.setdefault(lb.without(BUCKET_LABEL), ([], []))
+        g = groups.setdefault(key, ([], []))
         g[0].append(ub)
         g[1].append(i)
     return [
