@@ -19,6 +19,7 @@ from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.evaluator import Context, Evaluator
 from omtsdb.promql.parser import parse
 from omtsdb.promql.parser.ast import Expr
+from omtsdb.promql.parser.durexpr import has_duration_exprs
 from omtsdb.promql.parser.durexpr import resolve as resolve_durations
 from omtsdb.promql.value import Matrix, QueryStats, Result, Sample, Scalar, String, Vector
 from omtsdb.storage.interface import Queryable, SeriesData
@@ -44,12 +45,13 @@ class Engine:
     def __init__(self, opts: EngineOpts | None = None) -> None:
         self.opts = opts or EngineOpts()
         # parsed queries (ASTs are immutable): dashboards repeat the same query texts
-        self._parsed: OrderedDict[str, Expr] = OrderedDict()
+        self._parsed: OrderedDict[str, tuple[Expr, bool]] = OrderedDict()
         self._parsed_lock = threading.Lock()
 
-    def _parse(self, query: str | Expr) -> Expr:
+    def _parse(self, query: str | Expr) -> tuple[Expr, bool]:
+        """The query's AST and whether it holds duration expressions (both cached by text)."""
         if not isinstance(query, str):
-            return query
+            return query, has_duration_exprs(query)
         with self._parsed_lock:
             got = self._parsed.get(query)
             if got is not None:
@@ -57,11 +59,17 @@ class Engine:
                 return got
         exp = self.opts.enable_experimental_functions or self.opts.enable_experimental_syntax
         expr = parse(query, experimental=exp)
+        got = (expr, has_duration_exprs(expr))
         with self._parsed_lock:
-            self._parsed[query] = expr
+            self._parsed[query] = got
             if len(self._parsed) > 1024:
                 self._parsed.popitem(last=False)
-        return expr
+        return got
+
+    def _prepared(self, query: str | Expr, step_ms: int, range_ms: int) -> Expr:
+        """The AST with its duration expressions (if any) evaluated for this query."""
+        expr, durations = self._parse(query)
+        return resolve_durations(expr, step_ms, range_ms) if durations else expr
 
     def _context(self, queryable: Queryable, start: int, end: int, lookback: int | None) -> Context:
         return Context(
@@ -86,7 +94,7 @@ class Engine:
         lookback_delta_ms: int | None = None,
     ) -> Result:
         t0 = time.perf_counter()
-        expr = resolve_durations(self._parse(query), 0, 0)
+        expr = self._prepared(query, 0, 0)
         ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
         ctx.query = query if isinstance(query, str) else ""
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
@@ -126,7 +134,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr = resolve_durations(self._parse(query), step_ms, end_ms - start_ms)
+        expr = self._prepared(query, step_ms, end_ms - start_ms)
         from omtsdb.promql.parser.ast import ValueType
         from omtsdb.promql.parser.types import expr_type
 

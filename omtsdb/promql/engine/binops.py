@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from omtsdb.errors import ExecutionError
@@ -70,14 +72,37 @@ def _signature(lb: Labels, m: VectorMatching) -> Labels:
     return got
 
 
+# per-label-list work memoised by the identities of the label sets (each entry holds its label
+# lists, so those identities stay theirs): dashboards ask the same matchings again and again
+_GROUPS: dict[tuple[Any, ...], tuple[dict[Labels, list[int]], list[Labels]]] = {}
+_PLANS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, list[Labels], list[Labels]]] = {}
+_PLAN_MAX = 256
+
+
+def _matching_key(m: VectorMatching) -> tuple[Any, ...]:
+    return (m.card, m.on, m.matching_labels, m.include)
+
+
+def _sig_groups(labels: list[Labels], m: VectorMatching) -> dict[Labels, list[int]]:
+    """Rows of each signature, in order of first appearance."""
+    key = (tuple(map(id, labels)), *_matching_key(m))
+    got = _GROUPS.get(key)
+    if got is None:
+        groups: dict[Labels, list[int]] = {}
+        for i, lb in enumerate(labels):
+            groups.setdefault(_signature(lb, m), []).append(i)
+        if len(_GROUPS) >= _PLAN_MAX:
+            _GROUPS.clear()
+        got = _GROUPS[key] = (groups, list(labels))
+    return got[0]
+
+
 def _side_index(
     blk: Block, m: VectorMatching, side: str, unique: bool
 ) -> tuple[dict[Labels, int], F64, BoolArr, list[Labels]]:
     """Collapse the series of one side by signature. With ``unique`` the side must have at
     most one series per signature at each step."""
-    groups: dict[Labels, list[int]] = {}
-    for i, lb in enumerate(blk.labels):
-        groups.setdefault(_signature(lb, m), []).append(i)
+    groups = _sig_groups(blk.labels, m)
     sigs = list(groups)
     if len(sigs) == len(blk.labels):  # one series a signature: the block as it is
         return {s: k for k, s in enumerate(sigs)}, blk.vals, blk.mask, list(blk.labels)
@@ -162,6 +187,37 @@ def vector_vector(op: str, lhs: Block, rhs: Block, m: VectorMatching, return_boo
     return blk
 
 
+def _match_plan(
+    op: str,
+    many: Block,
+    one_idx: dict[Labels, int],
+    one_rep: list[Labels],
+    m: VectorMatching,
+    return_bool: bool,
+) -> tuple[np.ndarray, np.ndarray, list[Labels]]:
+    """Rows of the "many" side that match, their row on the "one" side, and the result's
+    labels (memoised: the plan depends on labels only)."""
+    key = (tuple(map(id, many.labels)), tuple(map(id, one_rep)), op, return_bool, *_matching_key(m))
+    got = _PLANS.get(key)
+    if got is None:
+        rows: list[int] = []
+        ones: list[int] = []
+        labels: list[Labels] = []
+        for i, lb in enumerate(many.labels):
+            k = one_idx.get(_signature(lb, m))
+            if k is None:
+                continue
+            rows.append(i)
+            ones.append(k)
+            labels.append(_result_labels(lb, one_rep[k], op, m, return_bool))
+        ri, oi = np.array(rows, np.intp), np.array(ones, np.intp)
+        ri.flags.writeable = oi.flags.writeable = False
+        if len(_PLANS) >= _PLAN_MAX:
+            _PLANS.clear()
+        got = _PLANS[key] = (ri, oi, labels, [*many.labels, *one_rep])
+    return got[0], got[1], list(got[2])
+
+
 def _matched(
     op: str,
     many: Block,
@@ -174,17 +230,7 @@ def _matched(
     return_bool: bool,
 ) -> Block:
     """Matched pairs only (no fill modifiers): all rows in one array operation."""
-    rows: list[int] = []
-    ones: list[int] = []
-    labels: list[Labels] = []
-    for i, lb in enumerate(many.labels):
-        k = one_idx.get(_signature(lb, m))
-        if k is None:
-            continue
-        rows.append(i)
-        ones.append(k)
-        labels.append(_result_labels(lb, one_rep[k], op, m, return_bool))
-    ri, oi = np.array(rows, np.intp), np.array(ones, np.intp)
+    ri, oi, labels = _match_plan(op, many, one_idx, one_rep, m, return_bool)
     mv, mm = many.vals[ri], many.mask[ri]
     ov, om = one_vals[oi], one_mask[oi]
     a, b = (ov, mv) if swap else (mv, ov)
