@@ -39,6 +39,8 @@ _U32_MAX = np.uint64(2**32 - 1)
 # copying and masking more than this many samples, else it is masked with all the others at once
 _CUT_MIN = 256
 _POSTINGS_MEMO = 1024  # selectors whose matching series a block remembers
+# matching series, their chunk rows, each row's series, rows' mint/maxt, one chunk a series, labels
+_SelectPlan = tuple[IDS, I64, I64, I64, I64, bool, tuple[Labels, ...]]
 
 
 _BLOCK_KEYS = itertools.count()
@@ -77,6 +79,7 @@ class Block:
             raise CorruptionError(f"{path}/index: inconsistent series tables")
         self._labels: list[Labels | None] = [None] * self.num_series
         self._postings_memo: dict[tuple[Matcher, ...], IDS] = {}
+        self._plans: dict[tuple[Matcher, ...], _SelectPlan] = {}
         self._by_labels: dict[Labels, int] | None = None
         self._bases: dict[int, Baseline] = {}
         self._ts_cache: dict[int, I64] = {}
@@ -311,25 +314,46 @@ class Block:
             if got is not None
         ]
 
+    def _select_plan(self, matchers: Sequence[Matcher]) -> _SelectPlan | None:
+        """What ``select_batch`` needs that does not depend on the time range: the matching
+        series, their chunk rows (and each row's series), the rows' time bounds, whether every
+        series has one chunk, the series' labels. Memoised per selector (a block never
+        changes); None when no series matches."""
+        key = tuple(matchers)
+        got = self._plans.get(key)
+        if got is None:
+            ids = self.postings_for_matchers(matchers)
+            if ids.size == 0:
+                return None
+            c0 = self._ser_chunks[ids]
+            counts = self._ser_chunks[ids + 1] - c0
+            direct = int(counts.min()) == 1 and int(counts.max()) == 1  # one chunk a series
+            if direct:
+                rows, owner = c0, np.arange(ids.size, dtype=np.int64)
+            else:
+                owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
+                rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+                    c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
+                )
+            cmin, cmax = self._cmin[rows], self._cmax[rows]
+            for a in (rows, owner, cmin, cmax):
+                a.flags.writeable = False
+            labels = tuple(self.labels_of(i) for i in ids.tolist())
+            got = (ids, rows, owner, cmin, cmax, direct, labels)
+            if len(self._plans) >= _POSTINGS_MEMO:
+                self._plans.clear()
+            self._plans[key] = got
+        return got
+
     def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
         """``select`` as one batch: the chunks of all matching series overlapping the range are
         found with array operations and their (cached) decoded samples concatenated once."""
         if mint >= self.meta.max_time or maxt < self.meta.min_time:
             return SeriesBatch.empty()
-        ids = self.postings_for_matchers(matchers)
-        if ids.size == 0:
+        plan = self._select_plan(matchers)
+        if plan is None:
             return SeriesBatch.empty()
-        c0 = self._ser_chunks[ids]
-        counts = self._ser_chunks[ids + 1] - c0
-        direct = int(counts.min()) == 1 and int(counts.max()) == 1  # one chunk a series
-        if direct:
-            rows, owner = c0, np.arange(ids.size, dtype=np.int64)
-        else:
-            owner = np.repeat(np.arange(ids.size, dtype=np.int64), counts)
-            rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
-                c0 - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
-            )
-        cmin, cmax = self._cmin[rows], self._cmax[rows]
+        ids, rows, owner, cmin, cmax, direct, all_labels = plan
         ok = (cmax >= mint) & (cmin <= maxt)
         if not ok.all():
             direct = False
@@ -381,7 +405,7 @@ class Block:
         else:
             per_series = np.bincount(owner, weights=lens_a, minlength=ids.size).astype(np.int64)
         batch = SeriesBatch(
-            [self.labels_of(i) for i in ids.tolist()],
+            list(all_labels),
             ts,
             vs,
             np.concatenate(([0], np.cumsum(per_series))),
