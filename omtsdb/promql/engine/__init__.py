@@ -162,11 +162,9 @@ def _empty_labels() -> Labels:
 
 
 def _vector(blk: Block, t: int) -> Vector:
-    out: Vector = []
-    for i, lb in enumerate(blk.labels):
-        if blk.mask[i, 0]:
-            out.append(Sample(lb, t, float(blk.vals[i, 0])))
-    return out
+    present = blk.mask[:, 0].tolist()
+    vals = blk.vals[:, 0].tolist()
+    return [Sample(lb, t, v) for lb, p, v in zip(blk.labels, present, vals, strict=True) if p]
 
 
 def _matrix(blk: Block, times: np.ndarray) -> Matrix:
