@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import zstandard
 
 from omtsdb.errors import CorruptionError
 from omtsdb.model.samples import F64, I64
@@ -43,7 +42,7 @@ from omtsdb.tsdb.codec.chunk import (
     _decode_ts,
     _decode_xor,
 )
-from omtsdb.tsdb.codec.ints import _zd, unpack_u64, unzigzag
+from omtsdb.tsdb.codec.ints import byte_packed, unpack_u64, unzigzag, unzstd
 
 Arr = np.ndarray[Any, Any]
 # one chunk: its bytes, its baseline, the timestamps it shares (or its own, when known: they
@@ -103,23 +102,9 @@ class _Streams:
         if mode == 2 and 1 <= width <= _MAX_BITS:
             self._bits(width, buf[2:], n, dest, zz, lo)
         elif mode == 6 and 1 <= width <= 8:
-            try:
-                data = _zd().decompress(buf[2:], max_output_size=(n * width + 7) // 8)
-            except zstandard.ZstdError as e:
-                raise CorruptionError(f"zstd: {e}") from None
-            self._bits(width, data, n, dest, zz, lo)
+            self._bits(width, unzstd(buf[2:], (n * width + 7) // 8), n, dest, zz, lo)
         elif mode in (0, 1, 3) and width in (1, 2, 4):
-            data = buf[2:]
-            if mode != 0:
-                try:
-                    data = _zd().decompress(data, max_output_size=n * width)
-                except zstandard.ZstdError as e:
-                    raise CorruptionError(f"zstd: {e}") from None
-            if len(data) != n * width:
-                raise CorruptionError("packed integers: bad length")
-            if mode == 3 and width > 1:
-                data = np.frombuffer(data, np.uint8).reshape(width, n).T.tobytes()
-            self._bits(8 * width, data, n, dest, zz, lo)
+            self._bits(8 * width, byte_packed(buf[2:], mode, n, width), n, dest, zz, lo)
         elif mode == 7 and width <= _MAX_BITS and n:
             if len(buf) < 6:
                 raise CorruptionError("rice: bad header")

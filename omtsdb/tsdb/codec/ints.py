@@ -207,11 +207,7 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
     if mode == 6:
         if not 1 <= width <= 8:
             raise CorruptionError("packed integers: bad width")
-        try:
-            packed = _zd().decompress(data, max_output_size=(n * width + 7) // 8)
-        except zstandard.ZstdError as e:
-            raise CorruptionError(f"zstd: {e}") from None
-        return _bitunpack(packed, n, width)
+        return _bitunpack(unzstd(data, (n * width + 7) // 8), n, width)
     if mode == 7:
         return _rice_decode(data, n, width)
     if mode == 5:
@@ -231,16 +227,28 @@ def unpack_u64(buf: bytes | memoryview, n: int) -> U64:
         return _bitunpack(data, n, width)
     if width not in _DT or mode not in (0, 1, 3):
         raise CorruptionError("packed integers: bad header")
-    if mode in (1, 3):
-        try:
-            data = _zd().decompress(data, max_output_size=n * width)
-        except zstandard.ZstdError as e:
-            raise CorruptionError(f"zstd: {e}") from None
+    return np.frombuffer(byte_packed(data, mode, n, width), _DT[width]).astype(np.uint64)
+
+
+def unzstd(data: bytes | memoryview, limit: int) -> bytes:
+    """A zstd frame's content (at most ``limit`` bytes); CorruptionError when it is bad."""
+    try:
+        out: bytes = _zd().decompress(data, max_output_size=limit)
+    except zstandard.ZstdError as e:
+        raise CorruptionError(f"zstd: {e}") from None
+    return out
+
+
+def byte_packed(data: bytes | memoryview, mode: int, n: int, width: int) -> bytes:
+    """The little-endian ``width``-byte integers of a byte-packed stream: mode 0 as stored,
+    1 zstd, 3 zstd over byte planes."""
+    if mode != 0:
+        data = unzstd(data, n * width)
     if len(data) != n * width:
         raise CorruptionError("packed integers: bad length")
-    if mode == 3:  # byte planes back to little-endian integers
-        data = np.frombuffer(data, np.uint8).reshape(width, n).T.tobytes()
-    return np.frombuffer(data, _DT[width]).astype(np.uint64)
+    if mode == 3 and width > 1:  # byte planes back to little-endian integers
+        return np.frombuffer(data, np.uint8).reshape(width, n).T.tobytes()
+    return bytes(data)
 
 
 def deltas(a: I64, order: int) -> I64:
