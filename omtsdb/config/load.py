@@ -69,6 +69,14 @@ _TOP_KEYS = (
     "remote_read",
     "otlp",
 )
+_LIMITS = (
+    "sample_limit",
+    "target_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "keep_dropped_targets",
+)
 _GLOBAL_KEYS = (
     "scrape_interval",
     "scrape_timeout",
@@ -79,24 +87,11 @@ _GLOBAL_KEYS = (
     "scrape_failure_log_file",
     "external_labels",
     "body_size_limit",
-    "sample_limit",
-    "target_limit",
-    "label_limit",
-    "label_name_length_limit",
-    "label_value_length_limit",
-    "keep_dropped_targets",
+    *_LIMITS,
     "metric_name_validation_scheme",
     "metric_name_escaping_scheme",
     "convert_classic_histograms_to_nhcb",
     "always_scrape_classic_histograms",
-)
-_LIMITS = (
-    "sample_limit",
-    "target_limit",
-    "label_limit",
-    "label_name_length_limit",
-    "label_value_length_limit",
-    "keep_dropped_targets",
 )
 _SCRAPE_KEYS = (
     "job_name",
