@@ -17,7 +17,7 @@ from omtsdb.model.exposition.floats import format_go_f, format_go_g
 from omtsdb.model.labels import METRIC_NAME, Labels, is_valid_label_name, quote
 from omtsdb.model.samples import F64
 from omtsdb.promql.engine import annotate as anno
-from omtsdb.promql.engine.block import MEMO_MAX, Block
+from omtsdb.promql.engine.block import MEMO_MAX, Block, RowsMemo
 from omtsdb.promql.engine.selectk import select_k
 from omtsdb.promql.functions.kahan import CANCELLATION, EXACT_WIDTH, kahan_mean, kahan_sum
 from omtsdb.promql.parser.ast import AggregateExpr
@@ -40,24 +40,16 @@ def group_labels(lb: Labels, grouping: tuple[str, ...], without: bool) -> Labels
     return got
 
 
-_GroupKey = tuple[tuple[int, ...], tuple[str, ...], bool]
-_GROUPINGS: dict[_GroupKey, tuple[list[Labels], np.ndarray, list[Labels]]] = {}
+_GROUPINGS: RowsMemo[tuple[list[Labels], np.ndarray]] = RowsMemo()
 
 
 def _groups(
     blk: Block, grouping: tuple[str, ...], without: bool
 ) -> tuple[list[Labels], np.ndarray]:
-    """Group label sets and each row's group, memoised by the identities of the rows' label
-    sets (the memo holds the rows' labels, so those identities stay theirs)."""
-    key = (tuple(map(id, blk.labels)), grouping, without)
-    got = _GROUPINGS.get(key)
-    if got is None:
-        glabels, gid = _group_rows(blk, grouping, without)
-        gid.flags.writeable = False
-        if len(_GROUPINGS) >= 256:
-            _GROUPINGS.clear()
-        got = _GROUPINGS[key] = (glabels, gid, list(blk.labels))
-    return got[0], got[1]
+    """Group label sets and each row's group (memoised per list of rows' label sets)."""
+    return _GROUPINGS.get(
+        [blk.labels], (grouping, without), lambda: _group_rows(blk, grouping, without)
+    )
 
 
 def _group_rows(
@@ -71,7 +63,9 @@ def _group_rows(
         if k is None:
             k = keys[g] = len(keys)
         ids.append(k)
-    return list(keys), np.array(ids, np.int64)
+    gid = np.array(ids, np.int64)
+    gid.flags.writeable = False  # shared by every query that finds it memoised
+    return list(keys), gid
 
 
 def aggregate(

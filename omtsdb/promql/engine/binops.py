@@ -9,7 +9,7 @@ import numpy as np
 from omtsdb.errors import ExecutionError
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64
-from omtsdb.promql.engine.block import MEMO_MAX, Block, BoolArr, drop_metadata
+from omtsdb.promql.engine.block import MEMO_MAX, Block, BoolArr, RowsMemo, drop_metadata
 from omtsdb.promql.parser.ast import Cardinality, VectorMatching
 
 ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -72,11 +72,9 @@ def _signature(lb: Labels, m: VectorMatching) -> Labels:
     return got
 
 
-# per-label-list work memoised by the identities of the label sets (each entry holds its label
-# lists, so those identities stay theirs): dashboards ask the same matchings again and again
-_GROUPS: dict[tuple[Any, ...], tuple[dict[Labels, list[int]], list[Labels]]] = {}
-_PLANS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, list[Labels], list[Labels]]] = {}
-_PLAN_MAX = 256
+# per-label-list work memoised (``RowsMemo``): dashboards ask the same matchings again and again
+_GROUPS: RowsMemo[dict[Labels, list[int]]] = RowsMemo()
+_PLANS: RowsMemo[tuple[np.ndarray, np.ndarray, list[Labels]]] = RowsMemo()
 
 
 def _matching_key(m: VectorMatching) -> tuple[Any, ...]:
@@ -85,16 +83,14 @@ def _matching_key(m: VectorMatching) -> tuple[Any, ...]:
 
 def _sig_groups(labels: list[Labels], m: VectorMatching) -> dict[Labels, list[int]]:
     """Rows of each signature, in order of first appearance."""
-    key = (tuple(map(id, labels)), *_matching_key(m))
-    got = _GROUPS.get(key)
-    if got is None:
+
+    def make() -> dict[Labels, list[int]]:
         groups: dict[Labels, list[int]] = {}
         for i, lb in enumerate(labels):
             groups.setdefault(_signature(lb, m), []).append(i)
-        if len(_GROUPS) >= _PLAN_MAX:
-            _GROUPS.clear()
-        got = _GROUPS[key] = (groups, list(labels))
-    return got[0]
+        return groups
+
+    return _GROUPS.get([labels], _matching_key(m), make)
 
 
 def _side_index(
@@ -197,9 +193,8 @@ def _match_plan(
 ) -> tuple[np.ndarray, np.ndarray, list[Labels]]:
     """Rows of the "many" side that match, their row on the "one" side, and the result's
     labels (memoised: the plan depends on labels only)."""
-    key = (tuple(map(id, many.labels)), tuple(map(id, one_rep)), op, return_bool, *_matching_key(m))
-    got = _PLANS.get(key)
-    if got is None:
+
+    def make() -> tuple[np.ndarray, np.ndarray, list[Labels]]:
         rows: list[int] = []
         ones: list[int] = []
         labels: list[Labels] = []
@@ -212,10 +207,10 @@ def _match_plan(
             labels.append(_result_labels(lb, one_rep[k], op, m, return_bool))
         ri, oi = np.array(rows, np.intp), np.array(ones, np.intp)
         ri.flags.writeable = oi.flags.writeable = False
-        if len(_PLANS) >= _PLAN_MAX:
-            _PLANS.clear()
-        got = _PLANS[key] = (ri, oi, labels, [*many.labels, *one_rep])
-    return got[0], got[1], list(got[2])
+        return ri, oi, labels
+
+    ri, oi, labels = _PLANS.get([many.labels, one_rep], (op, return_bool, *_matching_key(m)), make)
+    return ri, oi, list(labels)
 
 
 def _matched(

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -28,6 +30,32 @@ METADATA_LABELS = (METRIC_NAME, "__type__", "__unit__")
 # Label sets repeat from query to query (the same series): results of the per-series label
 # work are remembered, up to MEMO_MAX entries (then forgotten all at once).
 MEMO_MAX = 1 << 16
+
+T = TypeVar("T")
+
+
+class RowsMemo(Generic[T]):
+    """Results of work on whole lists of label sets (groupings, matching plans), keyed by the
+    identities of the label sets: blocks hand out the same ``Labels`` objects for the same
+    series, so a repeated query finds its entry without hashing a label set. Each entry holds
+    its label lists, so those identities stay theirs. Bounded; forgotten all at once."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._d: dict[tuple[Hashable, ...], tuple[T, list[Sequence[Labels]]]] = {}
+
+    def get(
+        self, rows: Sequence[Sequence[Labels]], extra: tuple[Hashable, ...], make: Callable[[], T]
+    ) -> T:
+        key = (*(tuple(map(id, r)) for r in rows), *extra)
+        got = self._d.get(key)
+        if got is None:
+            if len(self._d) >= self.size:
+                self._d.clear()
+            got = self._d[key] = (make(), [list(r) for r in rows])
+        return got[0]
+
+
 _DROPPED: dict[Labels, Labels] = {}
 
 
