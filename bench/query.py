@@ -62,10 +62,6 @@ def fetch(base: str, path: str, params: dict[str, Any]) -> bytes:
         return body
 
 
-def get(base: str, path: str, params: dict[str, Any]) -> Any:
-    return json.loads(fetch(base, path, params))
-
-
 def wait(base: str) -> None:
     for _ in range(300):
         try:
