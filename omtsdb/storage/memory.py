@@ -15,12 +15,16 @@ from omtsdb.errors import BadDataError, DuplicateSampleError, OutOfOrderError
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher
 from omtsdb.model.samples import F64, I64
-from omtsdb.storage.interface import SelectHints, SeriesData
+from omtsdb.storage.interface import (
+    QuerierBase,
+    SelectHints,
+    SeriesData,
+    check_deadline,
+    check_matchers,
+)
 
-
-def check_matchers(matchers: Sequence[Matcher]) -> None:
-    if not matchers or all(m.matches_empty for m in matchers):
-        raise BadDataError("at least one matcher must not match the empty string")
+_NO_TS = np.empty(0, np.int64)
+_NO_VS = np.empty(0, np.float64)
 
 
 class MemoryStorage:
@@ -90,7 +94,7 @@ class MemoryAppender:
         self._staged.clear()
 
 
-class MemoryQuerier:
+class MemoryQuerier(QuerierBase):
     def __init__(self, store: MemoryStorage, mint: int, maxt: int) -> None:
         self._store = store
         self._mint = mint
@@ -104,22 +108,31 @@ class MemoryQuerier:
         hints: SelectHints | None = None,
     ) -> list[SeriesData]:
         check_matchers(matchers)
+        labels_only = hints is not None and hints.labels_only
         out: list[SeriesData] = []
-        for labels, (ts, vs) in self._store._series.items():
+        for k, (labels, (ts, vs)) in enumerate(list(self._store._series.items())):
+            if k % 256 == 0:
+                check_deadline(hints)
             if not all(m.matches(labels.get(m.name)) for m in matchers):
                 continue
             lo = int(np.searchsorted(ts, mint, "left"))
             hi = int(np.searchsorted(ts, maxt, "right"))
             if hi > lo:
+                if labels_only:
+                    out.append(SeriesData(labels, _NO_TS, _NO_VS))
+                    continue
                 st = self._store._st.get(labels)
                 sts = st[lo:hi] if st is not None else None
                 out.append(SeriesData(labels, ts[lo:hi], vs[lo:hi], sts))
         out.sort(key=lambda s: s.labels.sort_key())
+        if hints is not None and hints.limit > 0:
+            del out[hints.limit :]
         return out
 
     def _matching(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[Labels]:
         if matchers:
-            return [s.labels for s in self.select(matchers, mint, maxt)]
+            hints = SelectHints(start=mint, end=maxt, func="series")
+            return [s.labels for s in self.select(matchers, mint, maxt, hints)]
         res = []
         for labels, (ts, _) in self._store._series.items():
             lo = int(np.searchsorted(ts, mint, "left"))
@@ -140,6 +153,3 @@ class MemoryQuerier:
         vals = {lb.get(name) for lb in self._matching(matchers, mint, maxt)}
         vals.discard("")
         return sorted(vals)
-
-    def close(self) -> None:
-        pass

@@ -387,7 +387,9 @@ class DB:
         """Every series (optionally matching ``matchers``) with its samples in [mint, maxt],
         merged across head and blocks, sorted by labels."""
         if matchers:
-            yield from self.querier(mint, maxt).select(matchers, mint, maxt)
+            with self.querier(mint, maxt) as q:
+                found = q.select(matchers, mint, maxt)
+            yield from found
             return
         floor = self._head_floor if self._head_floor is not None else mint
         blocks = [b for b in self.blocks if b.meta.min_time <= maxt and b.meta.max_time > mint]

@@ -1,28 +1,34 @@
-"""Queriers over the head and over several sources merged (head + blocks)."""
+"""Queriers over the head and over several sources merged (head + blocks).
+
+``merge_series`` is re-exported for the block writers (compaction, head cuts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from omtsdb.errors import BadDataError
+from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher
-from omtsdb.storage.interface import Querier, SelectHints, SeriesBatch, SeriesData, select_batch
-from omtsdb.tsdb.batchmerge import merge_batches
+from omtsdb.storage.interface import (
+    Querier,
+    QuerierBase,
+    SelectHints,
+    SeriesBatch,
+    SeriesData,
+    check_deadline,
+    check_matchers,
+)
+from omtsdb.storage.merge import labels_only_batch, merge_selects
+from omtsdb.storage.merge import merge_series as merge_series
 from omtsdb.tsdb.head import Head
 
 if TYPE_CHECKING:
     from omtsdb.tsdb.block.reader import Block
 
-
-def check_select_matchers(matchers: Sequence[Matcher]) -> None:
-    if not matchers or all(m.matches_empty for m in matchers):
-        raise BadDataError("at least one matcher must not match the empty string")
+_CHECK_EVERY = 256  # series between two deadline checks
 
 
-class HeadQuerier:
+class HeadQuerier(QuerierBase):
     """Reads the head; ``floor`` hides head samples older than it (already in blocks)."""
 
     def __init__(self, head: Head, mint: int, maxt: int, floor: int | None = None) -> None:
@@ -41,20 +47,33 @@ class HeadQuerier:
         maxt: int,
         hints: SelectHints | None = None,
     ) -> list[SeriesData]:
-        check_select_matchers(matchers)
+        check_matchers(matchers)
         mint = self._clip(mint)
         if mint > maxt:
             return []
+        head = self._head
+        ids = head.matching(matchers, mint, maxt).tolist()
+        if hints is not None and hints.labels_only:
+            return labels_only_batch(self._labels_of(ids), hints.limit).series()
+        limit = hints.limit if hints is not None else 0
+        if limit > 0 and len(ids) > limit:
+            # the first ``limit`` series in label order that have samples in range
+            keyed = [(lb.sort_key(), sid) for sid in ids if (lb := head.labels_of(sid))]
+            ids = [sid for _, sid in sorted(keyed)]
         out = []
-        for sid in self._head.matching(matchers, mint, maxt):
-            s = self._head.series_samples(int(sid), mint, maxt)
+        for k, sid in enumerate(ids):
+            if k % _CHECK_EVERY == 0:
+                check_deadline(hints)
+            s = head.series_samples(sid, mint, maxt)
             if s is not None:
                 out.append(s)
+                if len(out) == limit:
+                    break
         out.sort(key=lambda s: s.labels.sort_key())
         return out
 
-    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
-        return SeriesBatch.of(self.select(matchers, mint, maxt))
+    def _labels_of(self, ids: list[int]) -> list[Labels]:
+        return [lb for sid in ids if (lb := self._head.labels_of(sid)) is not None]
 
     def _labels(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[int]:
         mint = self._clip(mint)
@@ -85,11 +104,8 @@ class HeadQuerier:
                     vals.add(v)
         return sorted(vals)
 
-    def close(self) -> None:
-        pass
 
-
-class BlockQuerier:
+class BlockQuerier(QuerierBase):
     """The Querier view of one block."""
 
     def __init__(self, block: Block) -> None:
@@ -102,12 +118,21 @@ class BlockQuerier:
         maxt: int,
         hints: SelectHints | None = None,
     ) -> list[SeriesData]:
-        check_select_matchers(matchers)
-        return self._b.select(matchers, mint, maxt, hints)
+        return self.select_batch(matchers, mint, maxt, hints).series()
 
-    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
-        check_select_matchers(matchers)
-        return self._b.select_batch(matchers, mint, maxt)
+    def select_batch(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> SeriesBatch:
+        check_matchers(matchers)
+        check_deadline(hints)
+        if hints is not None and hints.labels_only:
+            return labels_only_batch(self._b.series_labels(matchers, mint, maxt), hints.limit)
+        got = self._b.select_batch(matchers, mint, maxt)
+        return got.head(hints.limit) if hints is not None else got
 
     def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
         return sorted(self._b.label_names(matchers))
@@ -117,32 +142,8 @@ class BlockQuerier:
     ) -> list[str]:
         return sorted(self._b.label_values(name, matchers))
 
-    def close(self) -> None:
-        pass
 
-
-def merge_series(parts: list[SeriesData]) -> SeriesData:
-    """One series from pieces held in several places: time order, duplicates dropped (the
-    first piece wins at equal timestamps)."""
-    if len(parts) == 1:
-        return parts[0]
-    parts = sorted(parts, key=lambda s: int(s.ts[0]) if s.ts.size else 0)
-    ts = np.concatenate([p.ts for p in parts])
-    vs = np.concatenate([p.vs for p in parts])
-    st = None
-    if any(p.st is not None for p in parts):
-        st = np.concatenate([p.st if p.st is not None else np.zeros_like(p.ts) for p in parts])
-    if ts.size > 1 and not np.all(ts[1:] > ts[:-1]):
-        order = np.argsort(ts, kind="stable")
-        ts, vs = ts[order], vs[order]
-        keep = np.concatenate(([True], ts[1:] != ts[:-1]))
-        ts, vs = ts[keep], vs[keep]
-        if st is not None:
-            st = st[order][keep]
-    return SeriesData(parts[0].labels, ts, vs, st)
-
-
-class MergeQuerier:
+class MergeQuerier(QuerierBase):
     """Merges several queriers: series with equal labels are merged sample-wise."""
 
     def __init__(self, queriers: Sequence[Querier]) -> None:
@@ -155,21 +156,36 @@ class MergeQuerier:
         maxt: int,
         hints: SelectHints | None = None,
     ) -> list[SeriesData]:
-        check_select_matchers(matchers)
+        check_matchers(matchers)
         if len(self._qs) == 1:
             return self._qs[0].select(matchers, mint, maxt, hints)
+        if hints is not None and hints.labels_only:
+            return self.select_batch(matchers, mint, maxt, hints).series()
         groups: dict[object, list[SeriesData]] = {}
         for q in self._qs:
+            check_deadline(hints)
             for s in q.select(matchers, mint, maxt, hints):
                 groups.setdefault(s.labels, []).append(s)
         out = [merge_series(p) for p in groups.values()]
         out.sort(key=lambda s: s.labels.sort_key())
+        if hints is not None and hints.limit > 0:
+            del out[hints.limit :]
         return out
 
-    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch:
+    def select_batch(
+        self,
+        matchers: Sequence[Matcher],
+        mint: int,
+        maxt: int,
+        hints: SelectHints | None = None,
+    ) -> SeriesBatch:
         """``select`` as one :class:`SeriesBatch` (same series, same samples)."""
-        check_select_matchers(matchers)
-        return merge_batches([select_batch(q, matchers, mint, maxt) for q in self._qs])
+        check_matchers(matchers)
+        parts = []
+        for q in self._qs:
+            check_deadline(hints)
+            parts.append(q.select_batch(matchers, mint, maxt, hints))
+        return merge_selects(parts, hints)
 
     def label_names(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[str]:
         names: set[str] = set()
@@ -184,6 +200,10 @@ class MergeQuerier:
         for q in self._qs:
             vals.update(q.label_values(name, matchers, mint, maxt))
         return sorted(vals)
+
+    def warnings(self) -> list[str]:
+        mine = super().warnings()
+        return list(dict.fromkeys([*mine, *(w for q in self._qs for w in q.warnings())]))
 
     def close(self) -> None:
         for q in self._qs:

@@ -7,7 +7,7 @@ import pytest
 
 from omtsdb.errors import BadDataError
 from omtsdb.model import Labels, Matcher
-from omtsdb.storage.interface import SeriesBatch, SeriesData, select_batch
+from omtsdb.storage.interface import SeriesBatch, SeriesData
 from omtsdb.storage.memory import MemoryStorage
 from omtsdb.tsdb.db import DB, DBOptions
 
@@ -78,7 +78,7 @@ def test_head_keeps_st_across_open_and_closed_chunks(capacity: int) -> None:
     assert part[A].st is not None and part[A].st.tolist() == [19_500] * 6
     early = {s.labels: s for s in q.select([NAME], 0, 5000)}
     assert early[A].st is None  # no known ST in that range
-    batch = select_batch(q, [NAME], 0, 10**9)
+    batch = q.select_batch([NAME], 0, 10**9)
     assert batch.st is not None and batch.st.tolist() == st.tolist() + [0] * 40
 
 

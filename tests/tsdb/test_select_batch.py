@@ -97,4 +97,4 @@ def test_db_select_batch_with_head(tmp_path: Path) -> None:
         q = db.querier(0, 2 * HOUR)
         for ms in MATCHERS:
             for mint, maxt in RANGES:
-                same(q.select_batch(ms, mint, maxt), q.select(ms, mint, maxt))  # type: ignore[attr-defined]
+                same(q.select_batch(ms, mint, maxt), q.select(ms, mint, maxt))

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient
 from omtsdb.api.app import create_app
 from omtsdb.model import Labels, Matcher, MatchType
 from omtsdb.promql.engine import Engine, EngineOpts
-from omtsdb.storage.interface import select_batch
 from omtsdb.tsdb.block.format import CHUNK_ST
 from omtsdb.tsdb.block.reader import CHUNK_CACHE, Block
 from omtsdb.tsdb.block.writer import write_block
@@ -134,7 +133,7 @@ def test_head_cut_into_blocks_checkpoint_compaction_and_restart(tmp_path: Path) 
         merged = {s.labels: s for s in db.iter_series()}
         check(merged, data, 0, 11 * HOUR)
         q = db.querier(2 * HOUR, 7 * HOUR)
-        batch = select_batch(q, [ANY], 2 * HOUR, 7 * HOUR)
+        batch = q.select_batch([ANY], 2 * HOUR, 7 * HOUR)
         assert batch.st is not None
         check({s.labels: s for s in batch.series()}, data, 2 * HOUR, 7 * HOUR)
 

@@ -415,6 +415,18 @@ class Block:
             return batch.take((ts >= mint) & (ts <= maxt))
         return batch.take()
 
+    def series_labels(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[Labels]:
+        """Labels of the matching series with a chunk overlapping [mint, maxt], in the block's
+        (label) order, decoding nothing (``/api/v1/series``, label look-ups)."""
+        if mint >= self.meta.max_time or maxt < self.meta.min_time:
+            return []
+        plan = self._select_plan(matchers)
+        if plan is None:
+            return []
+        _, _, owner, cmin, cmax, _, labels = plan
+        hit = np.unique(owner[(cmax >= mint) & (cmin <= maxt)])
+        return [labels[i] for i in hit.tolist()]
+
     def _decode_rows(self, wanted: list[tuple[int, int]]) -> dict[int, tuple[I64, F64]]:
         """Decode chunks ``(row, series)`` together (``decode_batch``) into the chunk cache."""
         out: dict[int, tuple[I64, F64]] = {}

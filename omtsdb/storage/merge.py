@@ -1,6 +1,7 @@
-"""Merging the series batches of several sources (blocks, head) into one.
+"""Merging what several sources (blocks and head, a primary and its secondaries) return for one
+select.
 
-The result is what ``querier.merge_series`` gives series by series: per series, the pieces in
+``merge_batches`` gives what ``merge_series`` gives series by series: per series, the pieces in
 order of their first timestamp (sources in their given order on ties), duplicates at equal
 timestamps dropped with the earlier piece winning. All of it is done with array operations
 over every sample at once; only the label union is per series.
@@ -8,15 +9,57 @@ over every sample at once; only the label union is per series.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from omtsdb.model.labels import Labels
 from omtsdb.model.samples import I64
-from omtsdb.storage.interface import SeriesBatch
+from omtsdb.storage.interface import SelectHints, SeriesBatch, SeriesData
 
 _LONG = 64  # samples per piece from which pieces are copied as slices
+_NO_TS = np.empty(0, np.int64)
+_NO_VS = np.empty(0, np.float64)
+
+
+def labels_only_batch(labels: Iterable[Labels], limit: int = 0) -> SeriesBatch:
+    """Series without samples (a ``func == "series"`` select), sorted, at most ``limit``."""
+    out = sorted(labels, key=lambda lb: lb.sort_key())
+    if limit > 0:
+        del out[limit:]
+    return SeriesBatch(out, _NO_TS, _NO_VS, np.zeros(len(out) + 1, np.int64))
+
+
+def merge_selects(parts: Sequence[SeriesBatch], hints: SelectHints | None) -> SeriesBatch:
+    """One select's answer from the answers of several sources: series merged sample-wise
+    (labels only for ``func == "series"``), ``hints.limit`` applied, warnings kept."""
+    warnings = [w for p in parts for w in p.warnings]
+    if hints is not None and hints.labels_only:
+        merged = labels_only_batch({lb for p in parts for lb in p.labels}, hints.limit)
+    else:
+        merged = merge_batches(parts).head(hints.limit if hints is not None else 0)
+    return merged.with_warnings(warnings)
+
+
+def merge_series(parts: list[SeriesData]) -> SeriesData:
+    """One series from pieces held in several places: time order, duplicates dropped (the
+    first piece wins at equal timestamps)."""
+    if len(parts) == 1:
+        return parts[0]
+    parts = sorted(parts, key=lambda s: int(s.ts[0]) if s.ts.size else 0)
+    ts = np.concatenate([p.ts for p in parts])
+    vs = np.concatenate([p.vs for p in parts])
+    st = None
+    if any(p.st is not None for p in parts):
+        st = np.concatenate([p.st if p.st is not None else np.zeros_like(p.ts) for p in parts])
+    if ts.size > 1 and not np.all(ts[1:] > ts[:-1]):
+        order = np.argsort(ts, kind="stable")
+        ts, vs = ts[order], vs[order]
+        keep = np.concatenate(([True], ts[1:] != ts[:-1]))
+        ts, vs = ts[keep], vs[keep]
+        if st is not None:
+            st = st[order][keep]
+    return SeriesData(parts[0].labels, ts, vs, st)
 
 
 def _positions(batches: Sequence[SeriesBatch]) -> tuple[list[Labels], list[I64]]:
