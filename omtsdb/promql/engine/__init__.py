@@ -71,14 +71,22 @@ class Engine:
         expr, durations = self._parse(query)
         return resolve_durations(expr, step_ms, range_ms) if durations else expr
 
-    def _context(self, queryable: Queryable, start: int, end: int, lookback: int | None) -> Context:
+    def _context(
+        self,
+        queryable: Queryable,
+        start: int,
+        end: int,
+        lookback: int | None,
+        deadline: float | None,
+        max_samples: int | None,
+    ) -> Context:
         return Context(
             queryable,
             start,
             end,
             lookback if lookback is not None else self.opts.lookback_delta_ms,
-            self.opts.max_samples,
-            time.monotonic() + self.opts.timeout_s,
+            max_samples if max_samples is not None else self.opts.max_samples,
+            deadline if deadline is not None else time.monotonic() + self.opts.timeout_s,
             self.opts.default_eval_interval_ms,
             self.opts.enable_delayed_name_removal,
             self.opts.use_start_timestamps,
@@ -92,11 +100,14 @@ class Engine:
         *,
         stats: bool = False,
         lookback_delta_ms: int | None = None,
+        deadline: float | None = None,
+        max_samples: int | None = None,
     ) -> Result:
         t0 = time.perf_counter()
         expr = self._prepared(query, 0, 0)
-        ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms)
+        ctx = self._context(queryable, t_ms, t_ms, lookback_delta_ms, deadline, max_samples)
         ctx.query = query if isinstance(query, str) else ""
+        ctx.expr = expr
         ev = Evaluator(ctx, np.array([t_ms], np.int64))
         v = ev.eval(expr)
         if isinstance(v, Block):
@@ -120,6 +131,8 @@ class Engine:
         *,
         stats: bool = False,
         lookback_delta_ms: int | None = None,
+        deadline: float | None = None,
+        max_samples: int | None = None,
     ) -> Result:
         t0 = time.perf_counter()
         if step_ms <= 0:
@@ -144,8 +157,9 @@ class Engine:
                 f'invalid expression type "{t}" for range query, must be Scalar or instant Vector'
             )
         times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-        ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms)
+        ctx = self._context(queryable, start_ms, end_ms, lookback_delta_ms, deadline, max_samples)
         ctx.query = query if isinstance(query, str) else ""
+        ctx.expr = expr
         ctx.step = step_ms
         v = Evaluator(ctx, times).eval(expr)
         if isinstance(v, Block):

@@ -16,6 +16,7 @@ from omtsdb.promql.engine import binops
 from omtsdb.promql.engine.aggregate import aggregate, check_param
 from omtsdb.promql.engine.block import Block
 from omtsdb.promql.engine.calls import call_function
+from omtsdb.promql.engine.hints import NO_PARENT, Parent, selector_parents
 from omtsdb.promql.functions.counters import overlapping_windows
 from omtsdb.promql.functions.rollups import MAX_CELLS, ROLLUPS, Windows
 from omtsdb.promql.parser.ast import (
@@ -33,7 +34,7 @@ from omtsdb.promql.parser.ast import (
     VectorMatching,
     VectorSelector,
 )
-from omtsdb.storage.interface import Queryable, SeriesBatch, SeriesData, select_batch
+from omtsdb.storage.interface import Queryable, SelectHints, SeriesBatch, SeriesData
 
 Value = Union[Block, F64, str, list[SeriesData]]  # noqa: UP007
 
@@ -159,17 +160,28 @@ class Context:
         self.infos: list[str] = []
         self.query = ""  # the query text, for annotation positions
         self.step = 0  # the range query's step (0 for an instant query)
+        self.expr: Expr | None = None  # the expression, for the selectors' storage hints
+        self._parents: dict[int, Parent] | None = None
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise QueryTimeoutError("query timed out in expression evaluation")
 
-    def select(self, vs: VectorSelector, mint: int, maxt: int) -> SeriesBatch:
-        q = self.queryable.querier(mint, maxt)
-        try:
-            got = select_batch(q, vs.matchers, mint, maxt)
-        finally:
-            q.close()
+    def hints(self, vs: VectorSelector, mint: int, maxt: int, range_ms: int) -> SelectHints:
+        """The storage hints of one select (see ``engine.hints``)."""
+        if self._parents is None:
+            self._parents = selector_parents(self.expr) if self.expr is not None else {}
+        func, by, grouping = self._parents.get(id(vs), NO_PARENT)
+        return SelectHints(
+            mint, maxt, self.step, func, grouping, by, range_ms, deadline=self.deadline
+        )
+
+    def select(self, vs: VectorSelector, mint: int, maxt: int, range_ms: int = 0) -> SeriesBatch:
+        with self.queryable.querier(mint, maxt) as q:
+            got = q.select_batch(vs.matchers, mint, maxt, self.hints(vs, mint, maxt, range_ms))
+        for w in got.warnings:
+            if w not in self.warnings:
+                self.warnings.append(w)
         self.samples += got.ts.size
         if self.samples > self.max_samples:
             raise TooManySamplesError()
@@ -276,7 +288,7 @@ class Evaluator:
 
     def _raw_range(self, ms: MatrixSelector, t: I64) -> SeriesBatch:
         vs = ms.vector_selector
-        series = self.ctx.select(vs, int(t.min()) - ms.range_ms + 1, int(t.max()))
+        series = self.ctx.select(vs, int(t.min()) - ms.range_ms + 1, int(t.max()), ms.range_ms)
         return series.take(~stale_mask(series.vs))
 
     def range_series(self, ms: MatrixSelector) -> list[SeriesData]:
