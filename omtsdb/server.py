@@ -22,10 +22,10 @@ from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
 from omtsdb.config import Config, load_config
 from omtsdb.config.redact import redacted_yaml
 from omtsdb.promql.engine import Engine
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.remote.upstream import RemoteWriteManager
 from omtsdb.scrape.api import register_scrape_routes
 from omtsdb.scrape.manager import ScrapeManager
+from omtsdb.storage.metadata import MetadataStore
 from omtsdb.tsdb.db import DB
 
 log = logging.getLogger("omtsdb")

@@ -38,8 +38,8 @@ from omtsdb.obs.metrics import ENGINE_QUERIES_MAX
 from omtsdb.promql.engine import Engine
 from omtsdb.promql.parser import format_expr, parse
 from omtsdb.remote import RemoteOptions, register_remote_routes
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.storage.interface import Queryable
+from omtsdb.storage.metadata import MetadataStore
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

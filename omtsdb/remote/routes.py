@@ -20,7 +20,6 @@ from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.exposition import NO_TS, parse
 from omtsdb.obs.metrics import REMOTE_READ_QUERIES, REMOTE_WRITE_REQUESTS, REMOTE_WRITE_SAMPLES
 from omtsdb.remote import otlp
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.remote.read import (
     SAMPLES,
     STREAM_CONTENT_TYPE,
@@ -40,6 +39,7 @@ from omtsdb.remote.wire import (
 )
 from omtsdb.remote.write import RemoteWriter, WriteOutcome
 from omtsdb.storage.interface import Queryable
+from omtsdb.storage.metadata import MetadataStore
 from omtsdb.tsdb.db import DB
 
 log = logging.getLogger(__name__)

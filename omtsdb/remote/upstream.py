@@ -36,9 +36,9 @@ from omtsdb.obs.metrics import (
     UPSTREAM_SAMPLES,
 )
 from omtsdb.remote.build import write_request_v1, write_request_v2
-from omtsdb.remote.metadata import METRIC_TYPES
 from omtsdb.remote.wire import snappy_encode
 from omtsdb.scrape.http import auth_header
+from omtsdb.storage.metadata import METRIC_TYPES
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from google.protobuf.message import DecodeError
 from omtsdb.errors import AppendError, BadDataError, OutOfBoundsError
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import F64, I64
-from omtsdb.remote.metadata import METRIC_TYPES, MetadataStore
 from omtsdb.remote.protoload import load
 from omtsdb.remote.wire import uvarint
+from omtsdb.storage.metadata import METRIC_TYPES, MetadataStore
 from omtsdb.tsdb.db import DB
 from omtsdb.tsdb.head import Head
 

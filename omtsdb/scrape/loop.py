@@ -30,10 +30,10 @@ from omtsdb.model.exposition import NO_TS, Exposition, Format, parse
 from omtsdb.model.labels import METRIC_NAME, Labels
 from omtsdb.model.samples import STALE_NAN
 from omtsdb.obs.metrics import SCRAPE_SAMPLES, SCRAPES
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.fastparse import Skeleton, reparse, skeleton_of
 from omtsdb.scrape.http import ScrapeClient, ScrapeFailed
 from omtsdb.scrape.target import Target
+from omtsdb.storage.metadata import MetadataStore
 from omtsdb.tsdb.appender import AppendReport
 
 log = logging.getLogger(__name__)

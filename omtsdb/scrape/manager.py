@@ -25,10 +25,10 @@ from omtsdb.config.filesd import (
 )
 from omtsdb.config.model import Config, ScrapeConfig
 from omtsdb.model.labels import Labels
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.http import ScrapeClient
 from omtsdb.scrape.loop import AppendSink, ScrapeLoop
 from omtsdb.scrape.target import Target, targets_from_groups
+from omtsdb.storage.metadata import MetadataStore
 
 log = logging.getLogger(__name__)
 FILE_POLL_S = 5.0

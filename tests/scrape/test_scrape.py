@@ -20,11 +20,11 @@ from omtsdb.config.model import Config, RelabelConfig, ScrapeConfig, StaticConfi
 from omtsdb.config.units import format_duration_ms as format_duration
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher
-from omtsdb.remote.metadata import MetadataStore
 from omtsdb.scrape.http import accept_header
 from omtsdb.scrape.loop import ScrapeLoop, merge_target_labels
 from omtsdb.scrape.manager import ScrapeManager
 from omtsdb.scrape.target import populate
+from omtsdb.storage.metadata import MetadataStore
 from omtsdb.tsdb.db import DB, DBOptions
 
 STALE = 0x7FF0000000000002

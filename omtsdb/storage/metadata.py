@@ -1,5 +1,8 @@
-"""Metric metadata (type, help, unit per metric family) received by the ingestion endpoints,
-served by ``/api/v1/metadata`` with Prometheus's ``limit``/``limit_per_metric``/``metric``."""
+"""Metric metadata (type, help, unit per metric family): filled by scrapes and the ingestion
+endpoints, read by ``/api/v1/metadata`` (Prometheus's ``limit``/``limit_per_metric``/``metric``)
+and by remote write to upstreams. It lives beside the storage contract so that scrape, remote
+and the API share it without depending on each other; the composition root makes the one
+instance."""
 
 from __future__ import annotations
 
