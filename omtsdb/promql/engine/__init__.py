@@ -30,7 +30,6 @@ class EngineOpts:
     lookback_delta_ms: int = 300_000
     timeout_s: float = 120.0
     max_samples: int = 50_000_000
-    max_points_per_series: int = 11_000
     default_eval_interval_ms: int = 60_000
     enable_experimental_functions: bool = False
     enable_experimental_syntax: bool = False
@@ -47,6 +46,11 @@ class Engine:
         # parsed queries (ASTs are immutable): dashboards repeat the same query texts
         self._parsed: OrderedDict[str, tuple[Expr, bool]] = OrderedDict()
         self._parsed_lock = threading.Lock()
+
+    def parse(self, query: str) -> Expr:
+        """The AST of ``query`` with this engine's parser options (cached by text; raises
+        ``ParseError``)."""
+        return self._parse(query)[0]
 
     def _parse(self, query: str | Expr) -> tuple[Expr, bool]:
         """The query's AST and whether it holds duration expressions (both cached by text)."""
@@ -142,11 +146,6 @@ class Engine:
             )
         if end_ms < start_ms:
             raise BadDataError("end timestamp must not be before start time")
-        if (end_ms - start_ms) // step_ms + 1 > self.opts.max_points_per_series:
-            raise BadDataError(
-                "exceeded maximum resolution of 11,000 points per timeseries. "
-                "Try decreasing the query resolution (?step=XX)"
-            )
         expr = self._prepared(query, step_ms, end_ms - start_ms)
         from omtsdb.promql.parser.ast import ValueType
         from omtsdb.promql.parser.types import expr_type
