@@ -1,4 +1,4 @@
-"""The running server: storage, engine, HTTP API, scrape manager and configuration lifecycle.
+"""The running server over the services of the composition root (``omtsdb.compose``).
 
 ``Server.start`` loads the configuration (a bad file stops the start with a clear error),
 serves the API and starts scraping; ``reload`` re-reads the file and applies it, keeping the
@@ -11,21 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from omtsdb.api.app import APIOptions, create_app
-from omtsdb.api.lifecycle import Lifecycle, register_lifecycle_routes
-from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
+from omtsdb.api.app import create_app
+from omtsdb.api.runtime import DEFAULT_CONFIG_YAML
+from omtsdb.api.services import APIOptions
+from omtsdb.compose import ServiceOptions, build_services
 from omtsdb.config import Config, load_config
 from omtsdb.config.redact import redacted_yaml
 from omtsdb.promql.engine import Engine
-from omtsdb.remote.upstream import RemoteWriteManager
-from omtsdb.scrape.api import register_scrape_routes
-from omtsdb.scrape.manager import ScrapeManager
-from omtsdb.storage.metadata import MetadataStore
+from omtsdb.query.service import QueryLimits
 from omtsdb.tsdb.db import DB
 
 log = logging.getLogger("omtsdb")
@@ -38,6 +35,7 @@ class ServerOptions:
     config_file: str = ""
     enable_lifecycle: bool = False
     api: APIOptions = field(default_factory=APIOptions)
+    limits: QueryLimits | None = None
     scrape_threads: int = 2
 
 
@@ -47,15 +45,21 @@ class Server:
         self.engine = engine
         self.opts = opts
         self.config = Config()
-        self.metadata = MetadataStore()
-        self.scrape_pool = ThreadPoolExecutor(
-            max_workers=max(1, opts.scrape_threads), thread_name_prefix="scrape"
+        self.services = build_services(
+            db,
+            engine,
+            ServiceOptions(
+                api=opts.api,
+                limits=opts.limits,
+                enable_lifecycle=opts.enable_lifecycle,
+                scrape_threads=opts.scrape_threads,
+            ),
         )
-        self.scraper = ScrapeManager(db, self.scrape_pool, self.metadata)
-        self.remote_write = RemoteWriteManager(db.head.labels_of, self.metadata.latest)
-        db.commit_listeners.append(self.remote_write.on_commit)
-        self.lifecycle = Lifecycle(enabled=opts.enable_lifecycle, reload=self.reload)
+        self.scraper = self.services.scraper
+        self.remote_write = self.services.remote_write
+        self.lifecycle = self.services.lifecycle
         self.stopped = asyncio.Event()
+        self.lifecycle.reload = self.reload
         self.lifecycle.quit = self.stopped.set
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
@@ -70,17 +74,10 @@ class Server:
             )
         return cfg
 
-    def _routes(self, app: web.Application) -> None:
-        register_scrape_routes(app, self.scraper)
-        register_lifecycle_routes(app, self.lifecycle)
-
     async def start(self) -> None:
         self.config = self.load()
-        api = self.opts.api
-        api.metadata_store = self.metadata
-        api.extra_routes.append(self._routes)
-        self.app = create_app(self.db, self.engine, api)
-        self._apply_to_app(self.config)
+        self.app = create_app(self.services.api)
+        self._apply_runtime(self.config)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.opts.host, self.opts.port)
@@ -92,12 +89,11 @@ class Server:
         await self.scraper.apply(self.config)
         log.info("omtsdb listening on %s:%d", self.opts.host, self.port)
 
-    def _apply_to_app(self, cfg: Config) -> None:
-        if self.app is not None:
-            self.app[RUNTIME].update(
-                external_labels=cfg.global_.external_labels,
-                config_yaml=redacted_yaml(cfg.source) or DEFAULT_CONFIG_YAML,
-            )
+    def _apply_runtime(self, cfg: Config) -> None:
+        self.services.runtime.update(
+            external_labels=cfg.global_.external_labels,
+            config_yaml=redacted_yaml(cfg.source) or DEFAULT_CONFIG_YAML,
+        )
 
     async def reload(self) -> None:
         """Re-read the configuration file; an invalid one raises and changes nothing."""
@@ -105,7 +101,7 @@ class Server:
         cfg = await loop.run_in_executor(None, self.load)
         self.remote_write.apply(cfg.remote_write, cfg.global_.external_labels)
         await self.scraper.apply(cfg)
-        self._apply_to_app(cfg)
+        self._apply_runtime(cfg)
         self.config = cfg
         log.info("configuration reloaded from %s", self.opts.config_file or "(defaults)")
 
@@ -129,10 +125,7 @@ class Server:
 
     async def stop(self) -> None:
         await self.scraper.stop()
-        await asyncio.get_running_loop().run_in_executor(None, self.remote_write.close)
-        if self.remote_write.on_commit in self.db.commit_listeners:
-            self.db.commit_listeners.remove(self.remote_write.on_commit)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.scrape_pool.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.services.close)

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from omtsdb.api.envelope import success
+from omtsdb.api.http import params as form_params
 from omtsdb.api.params import MAX_TIME_MS, MIN_TIME_MS, parse_time
 from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.promql.parser import parse
@@ -43,13 +44,7 @@ def has_selector(node: Any) -> bool:
 
 
 async def query_exemplars(req: web.Request) -> web.Response:
-    params: dict[str, str] = {}
-    if req.method == "POST" and req.content_type == "application/x-www-form-urlencoded":
-        form = await req.post()
-        for k, v in form.items():
-            params.setdefault(k, str(v))
-    for k, v in req.query.items():
-        params.setdefault(k, v)
+    params = {k: v[0] for k, v in (await form_params(req)).items()}
     start = _time("start", params.get("start"), MIN_TIME_MS)
     end = _time("end", params.get("end"), MAX_TIME_MS)
     if end < start:

@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 import numpy as np
 from aiohttp import web
 
+from omtsdb.api.http import params, text_error
 from omtsdb.api.runtime import Runtime
-from omtsdb.errors import OmtsdbError
+from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.exposition.negotiate import PROTO_DELIMITED, Negotiated, escape_name, negotiate
 from omtsdb.model.exposition.protobuf import untyped_family_delimited, untyped_metric
 from omtsdb.model.exposition.writer import escape_value
@@ -60,16 +61,6 @@ FEDERATE: web.AppKey[FederateState] = web.AppKey("omtsdb_federate", FederateStat
 Sample = tuple[Labels, int, float]
 
 
-def _text_error(status: int, msg: str) -> web.Response:
-    return web.Response(
-        status=status,
-        text=msg + "\n",
-        content_type="text/plain",
-        charset="utf-8",
-        headers=_ERROR_HEADERS,
-    )
-
-
 def _end_of_input(s: str) -> str:
     """Prometheus's error for a selector that is empty or only whitespace."""
     if s == "":
@@ -80,12 +71,15 @@ def _end_of_input(s: str) -> str:
 
 
 def parse_match_params(values: Sequence[str]) -> list[list[Matcher]]:
-    """Each ``match[]`` as a matcher list (``OmtsdbError`` with Prometheus's text when bad)."""
+    """Each ``match[]`` as a matcher list (``BadDataError`` with Prometheus's text when bad)."""
     sets = []
     for s in values:
         if not s.strip():
-            raise OmtsdbError(_end_of_input(s))
-        ms = parse_selector(s, allow_empty=True)
+            raise BadDataError(_end_of_input(s))
+        try:
+            ms = parse_selector(s, allow_empty=True)
+        except OmtsdbError as e:
+            raise BadDataError(str(e)) from None
         if all(m.matches_empty for m in ms):
             # Nameless series are never federated, so requiring a name changes nothing and
             # gives the storage a matcher that selects.
@@ -99,9 +93,8 @@ def latest_samples(
 ) -> list[Sample]:
     """The newest non-stale sample in [mint, maxt] of every series matching any set, sorted
     by metric name then labels."""
-    q = queryable.querier(mint, maxt)
     found: dict[Labels, tuple[int, float]] = {}
-    try:
+    with queryable.querier(mint, maxt) as q:
         for ms in sets:
             for s in q.select(ms, mint, maxt):
                 if s.labels in found or len(s) == 0 or not s.labels.get(METRIC_NAME):
@@ -110,8 +103,6 @@ def latest_samples(
                 if int(last.view(np.uint64)[0]) == STALE_NAN_BITS:
                     continue
                 found[s.labels] = (int(s.ts[-1]), float(last[0]))
-    finally:
-        q.close()
     keyed = sorted(found.items(), key=lambda kv: (kv[0].get(METRIC_NAME), kv[0].sort_key()))
     return [(lb, t, v) for lb, (t, v) in keyed]
 
@@ -172,14 +163,11 @@ def _render_proto(
 
 async def federate(req: web.Request) -> web.StreamResponse:
     st = req.app[FEDERATE]
-    values = list(req.query.getall("match[]", []))
-    if req.method == "POST" and req.content_type == "application/x-www-form-urlencoded":
-        form = await req.post()
-        values = [str(v) for v in form.getall("match[]", [])] + values
+    values = (await params(req)).get("match[]", [])
     try:
         sets = parse_match_params(values)
     except OmtsdbError as e:
-        return _text_error(400, str(e))
+        return text_error(e, _ERROR_HEADERS)
     neg = negotiate(req.headers.get("Accept", ""))
     now = int(st.clock() * 1000)
     mint, maxt = now - st.lookback_ms, now
@@ -194,11 +182,5 @@ async def federate(req: web.Request) -> web.StreamResponse:
     except Exception as e:  # storage failure: Prometheus answers 500 in plain text
         FEDERATION_ERRORS.inc()
         log.exception("federation failed")
-        return _text_error(500, str(e) or type(e).__name__)
+        return text_error(e, _ERROR_HEADERS)
     return web.Response(body=body, headers={"Content-Type": neg.content_type})
-
-
-def register_federate(app: web.Application, state: FederateState) -> None:
-    app[FEDERATE] = state
-    app.router.add_get("/federate", federate)
-    app.router.add_post("/federate", federate)

@@ -10,26 +10,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from aiohttp import web
 
+from omtsdb.api.http import Handler
 from omtsdb.obs.metrics import (
-    ENGINE_QUERIES,
-    ENGINE_QUERY_DURATION,
     HTTP_DURATION,
     HTTP_REQUESTS,
     HTTP_RESPONSE_SIZE,
     runtime_families,
-    tsdb_collector,
 )
 from omtsdb.obs.registry import REGISTRY, Collector, render_text
-from omtsdb.storage.interface import Queryable
-from omtsdb.tsdb.db import DB
 
-T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
 _VAR = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
@@ -74,24 +66,6 @@ async def metrics_mw(req: web.Request, handler: Handler) -> web.StreamResponse:
             HTTP_RESPONSE_SIZE.labels(h).observe(size)
 
 
-async def run_query(
-    limiter: asyncio.Semaphore, run: Callable[[Callable[[], T]], Awaitable[T]], fn: Callable[[], T]
-) -> T:
-    """Run an engine query under the concurrency limit, timing the wait and the evaluation."""
-    ENGINE_QUERIES.inc()
-    t0 = time.perf_counter()
-    try:
-        async with limiter:
-            t1 = time.perf_counter()
-            ENGINE_QUERY_DURATION.labels("queue_time").observe(t1 - t0)
-            try:
-                return await run(fn)
-            finally:
-                ENGINE_QUERY_DURATION.labels("inner_eval").observe(time.perf_counter() - t1)
-    finally:
-        ENGINE_QUERIES.dec()
-
-
 async def metrics_handler(req: web.Request) -> web.Response:
     fams = REGISTRY.collect()
     for c in req.app[APP_COLLECTORS]:
@@ -118,12 +92,3 @@ async def method_not_allowed_or_404(req: web.Request) -> web.Response:
             headers={"Allow": ", ".join(sorted(allowed))},
         )
     return web.Response(text="404 page not found\n", status=404)
-
-
-def register_metrics(app: web.Application, queryable: Queryable) -> None:
-    """``/metrics`` for this app: process-wide metrics plus those of ``queryable``'s DB."""
-    collectors: list[Collector] = []
-    if isinstance(queryable, DB):
-        collectors.append(tsdb_collector(queryable))
-    app[APP_COLLECTORS] = collectors
-    app.router.add_get("/metrics", metrics_handler)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from omtsdb.api.http import text_response
+
 
 @dataclass
 class Lifecycle:
@@ -34,15 +36,11 @@ class Lifecycle:
 LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("omtsdb_lifecycle", Lifecycle)
 
 
-def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain", charset="utf-8")
-
-
 def _gate(req: web.Request) -> web.Response | None:
     if not req.app[LIFECYCLE].enabled:
-        return _text(403, "Lifecycle API is not enabled.")
+        return text_response(403, "Lifecycle API is not enabled.")
     if req.method not in ("POST", "PUT"):
-        return _text(405, "Only POST or PUT requests allowed")
+        return text_response(405, "Only POST or PUT requests allowed")
     return None
 
 
@@ -53,7 +51,7 @@ async def reload_handler(req: web.Request) -> web.Response:
     try:
         await req.app[LIFECYCLE].do_reload()
     except Exception as e:
-        return _text(500, f"failed to reload config: {e}\n")
+        return text_response(500, f"failed to reload config: {e}\n")
     return web.Response(status=200)
 
 
@@ -64,10 +62,4 @@ async def quit_handler(req: web.Request) -> web.Response:
     lc = req.app[LIFECYCLE]
     if lc.quit is not None:
         lc.quit()
-    return _text(200, "Requesting termination... Goodbye!")
-
-
-def register_lifecycle_routes(app: web.Application, lifecycle: Lifecycle) -> None:
-    app[LIFECYCLE] = lifecycle
-    app.router.add_route("*", "/-/reload", reload_handler)
-    app.router.add_route("*", "/-/quit", quit_handler)
+    return text_response(200, "Requesting termination... Goodbye!")

@@ -28,6 +28,13 @@ def register(sub: Any) -> None:
     p.add_argument("--query.max-samples", dest="max_samples", type=int, default=50_000_000)
     p.add_argument("--query.lookback-delta", dest="lookback", default="5m")
     p.add_argument("--query.max-concurrency", dest="concurrency", type=int, default=20)
+    p.add_argument(
+        "--query.max-length",
+        dest="max_length",
+        type=int,
+        default=128 * 1024,
+        help="longest query text accepted, in bytes (longer: 400)",
+    )
     p.add_argument("--storage.tsdb.retention.time", dest="retention", default="15d")
     p.add_argument(
         "--storage.tsdb.retention.size",
@@ -75,11 +82,12 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # imported here so that other sub-commands start without loading the HTTP stack
-    from omtsdb.api.app import APIOptions
     from omtsdb.api.params import parse_duration_param
+    from omtsdb.api.services import APIOptions
     from omtsdb.config import load_config
     from omtsdb.obs.malloc import tune_malloc
     from omtsdb.promql.engine import Engine, EngineOpts
+    from omtsdb.query.service import QueryLimits
     from omtsdb.server import Server, ServerOptions
     from omtsdb.tsdb.db import DB, DBOptions
 
@@ -87,10 +95,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
     tune_malloc()
+    timeout_s = parse_duration_param("query.timeout", args.timeout) / 1000
     engine = Engine(
         EngineOpts(
             lookback_delta_ms=parse_duration_param("query.lookback-delta", args.lookback),
-            timeout_s=parse_duration_param("query.timeout", args.timeout) / 1000,
+            timeout_s=timeout_s,
             max_samples=args.max_samples,
         )
     )
@@ -102,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "query.max-samples": str(args.max_samples),
         "query.lookback-delta": args.lookback,
         "query.max-concurrency": str(args.concurrency),
+        "query.max-length": str(args.max_length),
         "storage.tsdb.retention.time": args.retention,
         "storage.tsdb.retention.size": args.retention_size,
         "web.enable-remote-write-receiver": str(args.rw_receiver).lower(),
@@ -128,8 +138,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             api=APIOptions(
                 max_concurrency=args.concurrency,
                 flags=flags,
-                storage_path=args.path,
                 remote_write_receiver=args.rw_receiver,
+            ),
+            limits=QueryLimits(
+                timeout_s=timeout_s, max_concurrency=args.concurrency, max_length=args.max_length
             ),
         ),
     )

@@ -4,8 +4,9 @@ Names follow Prometheus's own where omtsdb has the same thing (``prometheus_http
 ``prometheus_tsdb_head_series``, ...); omtsdb-only metrics are prefixed ``omtsdb_``. Process
 metrics read ``/proc/self`` (Linux) at scrape time; Python runtime metrics replace the Go ones.
 
-Storage metrics are read from the DB's own counters at scrape time (``tsdb_collector``), so the
-write path pays nothing per sample; WAL fsync latencies come from a per-fsync hook.
+Storage metrics are read from the TSDB's own counters at scrape time (``tsdb_collector``, through
+the ``storage.status.TSDBStatus`` protocol), so the write path pays nothing per sample; WAL fsync
+latencies come from a per-fsync hook (``WAL_FSYNC.observe``, set by the composition root).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import cache
 
 from omtsdb import __version__
 from omtsdb.obs.registry import Collector, Counter, Family, Gauge, Histogram, Summary
-from omtsdb.tsdb.db import DB
+from omtsdb.storage.status import TSDBStatus
 
 # -- HTTP ---------------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
@@ -128,23 +129,20 @@ def _family(name: str, help_text: str, kind: str, value: float) -> Family:
     return f
 
 
-def tsdb_collector(db: DB) -> Collector:
-    """Scrape-time metrics of one DB; also hooks its WAL's fsyncs into ``WAL_FSYNC``."""
-    if db.wal is not None:
-        db.wal.fsync_observer = WAL_FSYNC.observe
+def tsdb_collector(status: TSDBStatus) -> Collector:
+    """Scrape-time metrics of the embedded TSDB, read through its status protocol."""
 
     def collect() -> list[Family]:
-        head = db.head
-        created = head.num_series + head.removed_series_total
-        appended = head.num_samples - db.replay_stats.samples
+        head = status.head_status()
+        store = status.storage_status()
         samples = Family(
             "prometheus_tsdb_head_samples_appended_total",
             "Total number of appended samples.",
             "counter",
         )
-        samples.add(appended, (("type", "float"),))
+        samples.add(head.samples_appended, (("type", "float"),))
         samples.add(0, (("type", "histogram"),))
-        mint, maxt = int(head.mint), int(head.maxt)  # I64_MAX / I64_MIN when empty
+        mint, maxt = head.min_time, head.max_time  # I64_MAX / I64_MIN when empty
         out = [
             samples,
             _family(
@@ -157,13 +155,13 @@ def tsdb_collector(db: DB) -> Collector:
                 "prometheus_tsdb_head_series_created_total",
                 "Total number of series created in the head",
                 "counter",
-                created,
+                head.series_created,
             ),
             _family(
                 "prometheus_tsdb_head_series_removed_total",
                 "Total number of series removed in the head",
                 "counter",
-                head.removed_series_total,
+                head.series_removed,
             ),
             _family(
                 "prometheus_tsdb_head_min_time",
@@ -194,49 +192,48 @@ def tsdb_collector(db: DB) -> Collector:
                 "prometheus_tsdb_blocks_loaded",
                 "Number of currently loaded data blocks",
                 "gauge",
-                len(db.blocks),
+                store.blocks_loaded,
             ),
             _family(
                 "prometheus_tsdb_retention_limit_seconds",
                 "Max age in seconds blocks should be kept in the TSDB.",
                 "gauge",
-                db.opts.retention_ms / 1000,
+                store.retention_ms / 1000,
             ),
             _family(
                 "prometheus_tsdb_retention_limit_bytes",
                 "Max number of bytes to be retained in the tsdb blocks, configured 0 means "
                 "disabled",
                 "gauge",
-                db.opts.retention_bytes,
+                store.retention_bytes,
             ),
         ]
-        wal = db.wal
+        wal = status.wal_status()
         if wal is not None:
-            st = wal.stats
             out += [
                 _family(
                     "prometheus_tsdb_wal_corruptions_total",
                     "Total number of WAL corruptions.",
                     "counter",
-                    st.corruptions_repaired,
+                    wal.corruptions,
                 ),
                 _family(
                     "prometheus_tsdb_wal_segment_current",
                     "Write log segment index that TSDB is currently writing to.",
                     "gauge",
-                    max(wal.current_segment(), 0),
+                    wal.current_segment,
                 ),
                 _family(
                     "omtsdb_tsdb_wal_records_written_total",
                     "Records written to the write-ahead log.",
                     "counter",
-                    st.records,
+                    wal.records,
                 ),
                 _family(
                     "omtsdb_tsdb_wal_written_bytes_total",
                     "Bytes written to the write-ahead log.",
                     "counter",
-                    st.bytes_written,
+                    wal.bytes_written,
                 ),
             ]
         return out

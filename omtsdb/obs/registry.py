@@ -3,7 +3,7 @@
 Metric kinds: :class:`Counter`, :class:`Gauge`, :class:`Histogram` and :class:`Summary`, each
 optionally with label names (``metric.labels("a", "b")`` returns the child for those values).
 Values computed at scrape time come from *collectors*: callables returning :class:`Family`
-objects, registered with :meth:`Registry.add_collector`.
+objects, which ``/metrics`` calls beside the registry (``api.instrument``).
 
 The exposition follows what Prometheus's Go client writes: families sorted by name, ``# HELP``
 then ``# TYPE``, label pairs in label-name order (``le``/``quantile`` last), values as Go's
@@ -28,7 +28,6 @@ from omtsdb.model.labels import is_legacy_label_name, is_legacy_metric_name
 LabelPairs = tuple[tuple[str, str], ...]
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DEFAULT_OBJECTIVES = (0.5, 0.9, 0.99)
-TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 C = TypeVar("C")
 
 
@@ -321,7 +320,6 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._metrics: dict[str, _Metric[Any]] = {}
-        self._collectors: list[Collector] = []
 
     def register(self, metric: _Metric[Any]) -> None:
         with self._lock:
@@ -329,23 +327,10 @@ class Registry:
                 raise ValueError(f"metric {metric.name} registered twice")
             self._metrics[metric.name] = metric
 
-    def add_collector(self, fn: Collector) -> None:
-        with self._lock:
-            self._collectors.append(fn)
-
-    def remove_collector(self, fn: Collector) -> None:
-        with self._lock:
-            if fn in self._collectors:
-                self._collectors.remove(fn)
-
     def collect(self) -> list[Family]:
         with self._lock:
             metrics = list(self._metrics.values())
-            collectors = list(self._collectors)
-        fams = [m.collect() for m in metrics]
-        for c in collectors:
-            fams.extend(c())
-        return fams
+        return [m.collect() for m in metrics]
 
 
 REGISTRY = Registry()

@@ -1,6 +1,8 @@
-"""aiohttp handlers of the ingestion and remote-storage endpoints and the one function that
-registers them. Remote write and remote read answer in plain text as Prometheus's handlers do;
-the ``/api/v1/*`` import, OTLP and metadata endpoints use the JSON envelope for errors."""
+"""aiohttp handlers of the ingestion and remote-storage endpoints (registered by the route table,
+``api.routes``). Remote write and remote read answer errors in plain text as Prometheus's
+handlers do (``api.http.text_error``); the ``/api/v1/*`` import, OTLP and metadata endpoints use
+the JSON envelope. What they write to and read from is handed in by the composition root
+(:class:`RemoteState`), never looked up or downcast here."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from aiohttp import web
 
 from omtsdb.api.envelope import success
+from omtsdb.api.http import text_error, text_response
 from omtsdb.errors import BadDataError, OmtsdbError
 from omtsdb.model.exposition import NO_TS, parse
 from omtsdb.obs.metrics import REMOTE_READ_QUERIES, REMOTE_WRITE_REQUESTS, REMOTE_WRITE_SAMPLES
@@ -40,7 +43,6 @@ from omtsdb.remote.wire import (
 from omtsdb.remote.write import RemoteWriter, WriteOutcome
 from omtsdb.storage.interface import Queryable
 from omtsdb.storage.metadata import MetadataStore
-from omtsdb.tsdb.db import DB
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,23 +60,65 @@ class RemoteOptions:
     ingest_threads: int = 2
 
 
+class _Report(Protocol):
+    @property
+    def rejected(self) -> int: ...
+
+    appended: int
+    first_error: Any
+
+
+class _ColumnAppender(Protocol):
+    def append_columns(
+        self,
+        series: list[Any],
+        idx: np.ndarray[Any, Any],
+        ts: np.ndarray[Any, Any],
+        vs: Any,
+        st: np.ndarray[Any, Any] | None = None,
+    ) -> _Report: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class ColumnAppendable(Protocol):
+    """Where imported and OTLP samples go: a batch of columns per appender (the TSDB)."""
+
+    def appender(self) -> _ColumnAppender: ...
+
+
 @dataclass
 class RemoteState:
-    db: Queryable
+    queryable: Queryable  # remote read
     opts: RemoteOptions
     metadata: MetadataStore
-    writer: RemoteWriter | None
+    writer: RemoteWriter | None  # remote write receiver; None: writes are refused
+    appendable: ColumnAppendable | None  # text import and OTLP; None: refused
     pool: ThreadPoolExecutor
 
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def remote_state(
+    queryable: Queryable,
+    metadata: MetadataStore,
+    *,
+    writer: RemoteWriter | None = None,
+    appendable: ColumnAppendable | None = None,
+    opts: RemoteOptions | None = None,
+) -> RemoteState:
+    opts = opts or RemoteOptions()
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.ingest_threads), thread_name_prefix="ingest")
+    return RemoteState(queryable, opts, metadata, writer, appendable, pool)
+
 
 REMOTE: web.AppKey[RemoteState] = web.AppKey("omtsdb_remote", RemoteState)
-
-
-def _text(status: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=msg.rstrip("\n") + "\n", headers=headers)
 
 
 def _v2_headers(out: WriteOutcome) -> dict[str, str]:
@@ -94,14 +138,14 @@ async def remote_write(req: web.Request) -> web.StreamResponse:
 async def _remote_write(req: web.Request) -> web.StreamResponse:
     st = req.app[REMOTE]
     if st.writer is None or not st.opts.enable_remote_write_receiver:
-        return _text(404, DISABLED_MSG)
+        return text_response(404, DISABLED_MSG + "\n")
     writer = st.writer
     try:
         msg = write_message_type(
             req.headers.get("Content-Type", ""), req.headers.get("Content-Encoding", "")
         )
     except UnsupportedMediaError as e:
-        return _text(415, str(e))
+        return text_error(e)
     v2 = msg == RW2
     try:
         body = await read_body(req, st.opts.max_body_bytes)
@@ -109,18 +153,16 @@ async def _remote_write(req: web.Request) -> web.StreamResponse:
         fn = writer.write_v2 if v2 else writer.write_v1
         out = await st.run(lambda: fn(data))
     except OmtsdbError as e:
-        return _text(
-            e.status if e.status < 500 else 500, str(e), _v2_headers(WriteOutcome()) if v2 else None
-        )
+        return text_error(e, _v2_headers(WriteOutcome()) if v2 else None)
     except Exception as e:  # the sender retries a 5xx
         log.exception("remote write failed")
-        return _text(500, f"{type(e).__name__}: {e}")
+        return text_error(e)
     headers = _v2_headers(out) if v2 else None
     REMOTE_WRITE_SAMPLES.labels("float").inc(out.samples)
     REMOTE_WRITE_SAMPLES.labels("histogram").inc(out.histograms)
     REMOTE_WRITE_SAMPLES.labels("exemplar").inc(out.exemplars)
     if out.errors:
-        return _text(400, "; ".join(out.errors), headers)
+        return text_error(BadDataError("; ".join(out.errors)), headers)
     return web.Response(status=204, headers=headers)
 
 
@@ -137,7 +179,7 @@ async def _remote_read(req: web.Request) -> web.StreamResponse:
     try:
         body = await read_body(req, st.opts.max_body_bytes)
         queries, rtype = decode_read_request(snappy_decode(body, st.opts.max_decoded_bytes))
-        results = await st.run(lambda: [select(st.db, q) for q in queries])
+        results = await st.run(lambda: [select(st.queryable, q) for q in queries])
         if rtype == SAMPLES:
             payload = await st.run(
                 lambda: snappy_encode(samples_response(results, st.opts.read_sample_limit))
@@ -153,11 +195,10 @@ async def _remote_read(req: web.Request) -> web.StreamResponse:
                 for f in chunked_frames(i, series, st.opts.read_max_bytes_in_frame)
             ]
         )
-    except OmtsdbError as e:
-        return _text(e.status if e.status < 500 else 500, str(e))
     except Exception as e:
-        log.exception("remote read failed")
-        return _text(500, f"{type(e).__name__}: {e}")
+        if not isinstance(e, OmtsdbError):
+            log.exception("remote read failed")
+        return text_error(e)
     resp = web.StreamResponse(headers={"Content-Type": STREAM_CONTENT_TYPE})
     await resp.prepare(req)
     for f in frames:
@@ -175,7 +216,7 @@ def _decoded(body: bytes, encoding: str) -> bytes:
 
 
 def _append_samples(
-    db: DB,
+    db: ColumnAppendable,
     series: list[Any],
     idx: np.ndarray[Any, Any],
     ts: np.ndarray[Any, Any],
@@ -196,9 +237,9 @@ def _append_samples(
 
 async def import_prometheus(req: web.Request) -> web.Response:
     st = req.app[REMOTE]
-    if not isinstance(st.db, DB):
+    if st.appendable is None:
         raise BadDataError("this storage does not accept writes")
-    db = st.db
+    db = st.appendable
     body = _decoded(
         await read_body(req, st.opts.max_body_bytes), req.headers.get("Content-Encoding", "")
     )
@@ -218,14 +259,15 @@ async def import_prometheus(req: web.Request) -> web.Response:
 
 async def otlp_metrics(req: web.Request) -> web.Response:
     st = req.app[REMOTE]
-    if not isinstance(st.db, DB) or not st.opts.enable_otlp_receiver:
-        return _text(404, "otlp receiver needs to be enabled")
-    db = st.db
+    if st.appendable is None or not st.opts.enable_otlp_receiver:
+        return text_response(404, "otlp receiver needs to be enabled\n")
+    db = st.appendable
     mt, _ = media_type(req.headers.get("Content-Type", ""))
     if mt not in ("application/x-protobuf", "application/json"):
-        return _text(
-            415,
-            f"unsupported content type {mt!r}: only application/x-protobuf and application/json",
+        return text_error(
+            UnsupportedMediaError(
+                f"unsupported content type {mt!r}: only application/x-protobuf and application/json"
+            )
         )
     as_json = mt == "application/json"
     body = _decoded(
@@ -269,31 +311,3 @@ async def metadata(req: web.Request) -> web.Response:
         _int_param(req, "limit"), _int_param(req, "limit_per_metric"), req.query.get("metric", "")
     )
     return web.Response(body=success(data), content_type="application/json")
-
-
-def register_remote_routes(
-    app: web.Application,
-    db: Queryable,
-    opts: RemoteOptions | None = None,
-    metadata_store: MetadataStore | None = None,
-) -> RemoteState:
-    """Add /api/v1/write, /api/v1/read, /api/v1/import/prometheus, /api/v1/otlp/v1/metrics and
-    /api/v1/metadata to ``app`` (call before any catch-all route). Writes need a ``DB``."""
-    opts = opts or RemoteOptions()
-    store = metadata_store if metadata_store is not None else MetadataStore()
-    writer = RemoteWriter(db, store) if isinstance(db, DB) else None
-    pool = ThreadPoolExecutor(max_workers=max(1, opts.ingest_threads), thread_name_prefix="ingest")
-    st = RemoteState(db, opts, store, writer, pool)
-    app[REMOTE] = st
-
-    async def _close(app: web.Application) -> None:
-        pool.shutdown(wait=True)
-
-    app.on_cleanup.append(_close)
-    r = app.router
-    r.add_post("/api/v1/write", remote_write)
-    r.add_post("/api/v1/read", remote_read)
-    r.add_post("/api/v1/import/prometheus", import_prometheus)
-    r.add_post("/api/v1/otlp/v1/metrics", otlp_metrics)
-    r.add_get("/api/v1/metadata", metadata)
-    return st

@@ -87,10 +87,3 @@ async def targets(req: web.Request) -> web.Response:
 
 async def scrape_pools(req: web.Request) -> web.Response:
     return _json({"scrapePools": sorted(req.app[MANAGER].pools)})
-
-
-def register_scrape_routes(app: web.Application, manager: ScrapeManager) -> None:
-    """Add the scrape API routes (call before any catch-all route)."""
-    app[MANAGER] = manager
-    app.router.add_get("/api/v1/targets", targets)
-    app.router.add_get("/api/v1/scrape_pools", scrape_pools)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient
 
-from omtsdb.api.app import create_app
+from omtsdb.compose import build_app
 from omtsdb.model import Labels
 from omtsdb.promql.engine import Engine
 from omtsdb.tsdb.db import DB
@@ -33,7 +33,7 @@ def make_db() -> DB:
 
 
 def run(fn: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
-    run_client(lambda: create_app(make_db(), Engine()), fn)
+    run_client(lambda: build_app(make_db(), Engine()), fn)
 
 
 async def get(c: TestClient[Any, Any], path: str, **params: str) -> tuple[int, Any]:

@@ -15,9 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.federate import FEDERATE
 from omtsdb.api.runtime import RUNTIME
+from omtsdb.api.services import APIOptions
+from omtsdb.compose import build_app
 from omtsdb.model.exposition.negotiate import escape_name, negotiate
 from omtsdb.model.labels import Labels
 from omtsdb.promql.engine import Engine, EngineOpts
@@ -66,7 +67,7 @@ def run(
 ) -> None:
     def make() -> web.Application:
         opts = APIOptions(external_labels=Labels(external or {}))
-        app = create_app(make_db(), Engine(EngineOpts(lookback_delta_ms=lookback_ms)), opts)
+        app = build_app(make_db(), Engine(EngineOpts(lookback_delta_ms=lookback_ms)), opts)
         app[FEDERATE].clock = lambda: NOW_MS / 1000
         return app
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from omtsdb.api.app import APIOptions, create_app
+from omtsdb.api.services import APIOptions
+from omtsdb.compose import build_app
 from omtsdb.model.exposition.floats import format_json_sample
 from omtsdb.model.labels import Labels
 from omtsdb.promql.engine import Engine
@@ -145,7 +146,7 @@ def test_federate_and_tsdb_status_identical_to_prometheus() -> None:
     with tempfile.TemporaryDirectory() as d:
         cfg = "global:\n  external_labels:\n    region: eu\n    zone: z1\n"
         opts = APIOptions(external_labels=Labels({"region": "eu", "zone": "z1"}))
-        app = create_app(DB.open(None), Engine(), opts)
+        app = build_app(DB.open(None), Engine(), opts)
         with (
             prometheus(Path(d), cfg, "--web.enable-remote-write-receiver") as pp,
             serving(app) as op,
@@ -242,7 +243,7 @@ def test_prometheus_federates_from_omtsdb() -> None:
         np.array([1.0, STALE]),
     )
     a.commit()
-    app = create_app(db, Engine(), APIOptions(external_labels=Labels({"dc": "omt"})))
+    app = build_app(db, Engine(), APIOptions(external_labels=Labels({"dc": "omt"})))
     with tempfile.TemporaryDirectory() as d, serving(app) as op:
         cfg = f"""
 global:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from omtsdb.api.app import create_app
+from omtsdb.compose import build_app
 from omtsdb.promql.engine import Engine
 from omtsdb.remote.build import snappy, write_request_v1
 from omtsdb.tsdb.db import DB
@@ -33,7 +33,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def run(fn: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
     async def main() -> None:
         client: TestClient[Any, Any] = TestClient(
-            TestServer(create_app(DB.open(None), Engine()), host="127.0.0.1")
+            TestServer(build_app(DB.open(None), Engine()), host="127.0.0.1")
         )
         await client.start_server()
         try:

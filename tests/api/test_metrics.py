@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from omtsdb.api.app import create_app
+from omtsdb.compose import build_app
 from omtsdb.model.exposition import parse
 from omtsdb.model.labels import Labels
 from omtsdb.obs.registry import Counter, Gauge, Histogram, Registry, Summary, quantile, render_text
@@ -106,7 +106,7 @@ def run(
     async def main() -> None:
         db = DB.open(path)
         client: TestClient[Any, Any] = TestClient(
-            TestServer(create_app(db, Engine()), host="127.0.0.1")
+            TestServer(build_app(db, Engine()), host="127.0.0.1")
         )
         await client.start_server()
         try:

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient
 
-from omtsdb.api.app import APIOptions, create_app
 from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, RUNTIME
+from omtsdb.api.services import APIOptions
 from omtsdb.api.status import label_size
+from omtsdb.compose import build_app
 from omtsdb.model.labels import Labels
 from omtsdb.promql.engine import Engine
 from omtsdb.tsdb.db import DB
@@ -36,7 +37,7 @@ def run(
     db: DB | None = None,
     opts: APIOptions | None = None,
 ) -> None:
-    run_client(lambda: create_app(db or DB.open(None), Engine(), opts), fn)
+    run_client(lambda: build_app(db or DB.open(None), Engine(), opts), fn)
 
 
 async def get(c: TestClient[Any, Any], path: str, **params: str) -> tuple[int, Any]:

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from omtsdb.api.app import APIOptions, create_app
+from omtsdb.api.services import APIOptions
+from omtsdb.compose import build_app
 from omtsdb.model import Labels
 from omtsdb.model.matchers import Matcher
 from omtsdb.model.samples import STALE_NAN_BITS
@@ -39,7 +40,7 @@ def run(
     db = DB.open(None)
 
     async def main() -> None:
-        app = create_app(db, engine or Engine(), APIOptions(**opts))
+        app = build_app(db, engine or Engine(), APIOptions(**opts))
         client: Client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         try:

@@ -12,7 +12,7 @@ import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from omtsdb.api.app import create_app
+from omtsdb.compose import build_app
 from omtsdb.config.model import QueueConfig, RemoteWriteConfig
 from omtsdb.model.labels import Labels
 from omtsdb.model.matchers import Matcher
@@ -60,7 +60,7 @@ class Upstream:
                 return web.Response(status=self.status, text="try later")
             return await handler(req)
 
-        app = create_app(self.db, Engine())
+        app = build_app(self.db, Engine())
         app.middlewares.insert(0, flaky)
         self.server = TestServer(app, host="127.0.0.1")
         self.loop.run_until_complete(self.server.start_server())

@@ -359,9 +359,8 @@ def test_target_population() -> None:
 
 
 def test_targets_api_shape() -> None:
-    from omtsdb.api.app import APIOptions, create_app
+    from omtsdb.compose import build_app
     from omtsdb.promql.engine import Engine
-    from omtsdb.scrape.api import register_scrape_routes
 
     async def main() -> None:
         db = DB.open(None, DBOptions())
@@ -378,9 +377,7 @@ def test_targets_api_shape() -> None:
             await mgr.apply(Config(scrape_configs=(sc,)))
             (loop,) = mgr.pools["node"].loops.values()
             await loop.scrape_once(1_795_423_383_674)
-            app = create_app(
-                db, Engine(), APIOptions(extra_routes=[lambda a: register_scrape_routes(a, mgr)])
-            )
+            app = build_app(db, Engine(), scraper=mgr)
             from aiohttp.test_utils import TestClient, TestServer
 
             async with TestClient(TestServer(app)) as c:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient
 
-from omtsdb.api.app import create_app
+from omtsdb.compose import build_app
 from omtsdb.model import Labels, Matcher, MatchType
 from omtsdb.promql.engine import Engine, EngineOpts
 from omtsdb.tsdb.block.format import CHUNK_ST
@@ -191,7 +191,7 @@ def test_st_aware_rate_through_the_http_api_over_blocks_and_head(tmp_path: Path)
     try:
         assert [s.v for s in want] == [60.0]  # type: ignore[union-attr]
         run_client(
-            lambda: create_app(db, Engine(EngineOpts(enable_experimental_functions=True))), body
+            lambda: build_app(db, Engine(EngineOpts(enable_experimental_functions=True))), body
         )
     finally:
         db.close()
