@@ -4,7 +4,8 @@ Every committed batch is offered to each queue as arrays (head refs, timestamps,
 commit path pays one ``put`` per queue. A sender thread per queue resolves refs to labels (with
 ``write_relabel_configs`` and the external labels applied, cached per ref), cuts batches of
 ``max_samples_per_send`` or whatever arrived within ``batch_send_deadline``, and posts them as
-snappy-compressed ``prometheus.WriteRequest`` (remote write 1.0). 5xx, 429 and network errors
+snappy-compressed ``prometheus.WriteRequest`` (remote write 1.0) through the outbound HTTP client
+(``omtsdb.httpclient``: TLS, auth, proxies as configured). 5xx, 429 and network errors
 are retried with exponential backoff between ``min_backoff`` and ``max_backoff``; other 4xx
 answers drop the batch, as Prometheus does. A full queue drops the oldest batch and counts it,
 so a dead upstream never blocks ingestion.
@@ -17,16 +18,15 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
 import numpy as np
 
-from omtsdb import __version__
 from omtsdb.config.model import RemoteWriteConfig
 from omtsdb.config.relabel import relabel
+from omtsdb.httpclient import SyncClient
 from omtsdb.model.labels import Labels
 from omtsdb.model.samples import F64, I64
 from omtsdb.obs.metrics import (
@@ -37,7 +37,6 @@ from omtsdb.obs.metrics import (
 )
 from omtsdb.remote.build import write_request_v1, write_request_v2
 from omtsdb.remote.wire import snappy_encode
-from omtsdb.scrape.http import auth_header
 from omtsdb.storage.metadata import METRIC_TYPES
 
 log = logging.getLogger(__name__)
@@ -131,6 +130,13 @@ class WriteQueue:
         return lb
 
     def _run(self) -> None:
+        self._http = SyncClient(self.cfg.http)  # on this thread: its event loop is this thread's
+        try:
+            self._loop()
+        finally:
+            self._http.close()
+
+    def _loop(self) -> None:
         qc = self.cfg.queue_config
         parts: list[tuple[I64, I64, F64]] = []
         pending = 0
@@ -223,32 +229,34 @@ class WriteQueue:
             "Content-Type": f"application/x-protobuf;proto={RW2}"
             if self.v2
             else "application/x-protobuf",
-            "User-Agent": f"omtsdb/{__version__}",
             "X-Prometheus-Remote-Write-Version": "2.0.0" if self.v2 else "0.1.0",
             **dict(self.cfg.headers),
         }
-        auth = auth_header(self.cfg.http)
-        if auth:
-            headers["Authorization"] = auth
         while True:
-            req = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
             self.stats.requests += 1
             try:
-                with urllib.request.urlopen(req, timeout=self.cfg.remote_timeout_ms / 1000):
-                    pass
-                self.stats.samples_sent += n
-                self._m_sent.inc(n)
-                return
-            except urllib.error.HTTPError as e:
-                msg = e.read(512).decode("utf-8", "replace").strip()
-                self.stats.last_error = f"server returned HTTP status {e.code}: {msg}"
-                if e.code < 500 and e.code != 429:
+                resp = self._http.request(
+                    "POST",
+                    self.cfg.url,
+                    data=body,
+                    headers=headers,
+                    timeout_s=self.cfg.remote_timeout_ms / 1000,
+                    max_body=512,
+                    truncate=True,
+                )
+                if resp.status < 300:
+                    self.stats.samples_sent += n
+                    self._m_sent.inc(n)
+                    return
+                msg = resp.body[:512].decode("utf-8", "replace").strip()
+                self.stats.last_error = f"server returned HTTP status {resp.status}: {msg}"
+                if resp.status < 500 and resp.status != 429:
                     self.stats.samples_failed += n
                     self._m_failed.inc(n)
                     log.warning("remote write to %s refused: %s", self.cfg.url, msg)
                     return
-            except (urllib.error.URLError, OSError) as e:
-                self.stats.last_error = str(e)
+            except (aiohttp.ClientError, TimeoutError, OSError) as e:
+                self.stats.last_error = str(e) or type(e).__name__
             if self._stop.is_set() and backoff >= qc.max_backoff_ms / 1000:
                 self.stats.samples_failed += n  # shutting down: give up after one long wait
                 self._m_failed.inc(n)
