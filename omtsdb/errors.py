@@ -67,28 +67,9 @@ class QueryTimeoutError(OmtsdbError):
     status = 503
 
 
-class QueryCanceledError(OmtsdbError):
-    error_type = "canceled"
-    status = 499
-
-
-class NotFoundError(OmtsdbError):
-    error_type = "not_found"
-    status = 404
-
-
-class NotAcceptableError(OmtsdbError):
-    error_type = "not_acceptable"
-    status = 406
-
-
 class UnavailableError(OmtsdbError):
     error_type = "unavailable"
     status = 503
-
-
-class StorageError(OmtsdbError):
-    """A storage failure the caller may retry (500, ``internal``)."""
 
 
 class AppendError(BadDataError):
@@ -112,5 +93,5 @@ class OutOfBoundsError(AppendError):
         super().__init__(message)
 
 
-class CorruptionError(StorageError):
-    """On-disk data failed a checksum or structural check."""
+class CorruptionError(OmtsdbError):
+    """On-disk data failed a checksum or structural check (500, ``internal``)."""

@@ -15,8 +15,6 @@ from omtsdb.errors import BadDataError
 
 METRIC_NAME = "__name__"
 BUCKET_LABEL = "le"
-QUANTILE_LABEL = "quantile"
-ALERT_NAME = "alertname"
 
 _LEGACY_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _LEGACY_METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -75,13 +73,6 @@ class Labels:
         obj._t = flat
         obj._hash = hash(flat)
         return obj
-
-    @classmethod
-    def from_strings(cls, *ss: str) -> Labels:
-        """``Labels.from_strings("a", "1", "b", "2")``; pairs in any order."""
-        if len(ss) % 2:
-            raise ValueError("odd number of strings")
-        return cls(zip(ss[0::2], ss[1::2], strict=True))
 
     @property
     def flat(self) -> tuple[str, ...]:
@@ -149,9 +140,6 @@ class Labels:
     def to_dict(self) -> dict[str, str]:
         return dict(self)
 
-    def with_labels(self, **kw: str) -> Labels:
-        return self.with_pairs(kw.items())
-
     def with_pairs(self, pairs: Iterable[tuple[str, str]]) -> Labels:
         d = dict(self)
         for n, v in pairs:
@@ -182,11 +170,6 @@ class Labels:
                 flat.append(t[i])
                 flat.append(t[i + 1])
         return Labels.from_flat(tuple(flat))
-
-    def drop_metric_name(self) -> Labels:
-        if METRIC_NAME not in self._t[0::2]:
-            return self
-        return self.without(METRIC_NAME)
 
     def validate(self) -> None:
         """Raise :class:`BadDataError` unless every name and value is valid (Prometheus 3)."""
@@ -224,7 +207,6 @@ class Labels:
         return (Labels.from_flat, (self._t,))
 
 
-EMPTY_LABELS = Labels()
 
 
 def _fmt_name(n: str) -> str:

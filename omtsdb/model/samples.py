@@ -13,16 +13,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-TS_DTYPE = np.dtype(np.int64)
-VAL_DTYPE = np.dtype(np.float64)
-
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
-# Prometheus's value.NormalNaN, what arithmetic produces.
-NORMAL_NAN_BITS = 0x7FF8000000000001
 
 
 def is_stale_nan(v: float) -> bool:
@@ -38,11 +33,3 @@ def stale_mask(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     arr = np.ascontiguousarray(values, dtype=np.float64)
     mask: npt.NDArray[np.bool_] = arr.view(np.uint64) == np.uint64(STALE_NAN_BITS)
     return mask
-
-
-def as_ts(a: Any) -> I64:
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def as_vals(a: Any) -> F64:
-    return np.ascontiguousarray(a, dtype=np.float64)

@@ -32,11 +32,10 @@ def test_labels_order_matches_pairwise_compare(a: dict[str, str], b: dict[str, s
 
 
 def test_labels_helpers() -> None:
-    lb = Labels.from_strings("__name__", "up", "job", "a", "instance", "x:1")
+    lb = Labels({"__name__": "up", "job": "a", "instance": "x:1"})
     assert lb.name == "up"
     assert str(lb) == '{__name__="up", instance="x:1", job="a"}'
     assert lb.to_promql() == 'up{instance="x:1", job="a"}'
-    assert lb.drop_metric_name() == Labels({"job": "a", "instance": "x:1"})
     assert lb.without("job").keep("instance") == Labels({"instance": "x:1"})
     assert Labels({"__name__": "a.b", "x": "1"}).to_promql() == '{"a.b", x="1"}'
 
