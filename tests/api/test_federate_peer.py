@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from aiohttp import web
 
 from omtsdb.api.services import APIOptions
@@ -222,6 +223,7 @@ def _query(port: int, q: str, t: float) -> list[dict[str, Any]]:
     return list(js["data"]["result"])
 
 
+@pytest.mark.slow
 def test_prometheus_federates_from_omtsdb() -> None:
     now = int(time.time() * 1000)
     t = now - 2000

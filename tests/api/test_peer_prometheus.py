@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import ROOT, SHARED, peer_bin, require
 
+pytestmark = pytest.mark.slow  # a real peer or many trials: seconds per test
+
 HERE = Path(__file__).parent
 
 

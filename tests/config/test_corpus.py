@@ -476,6 +476,7 @@ def promtool_results() -> dict[str, tuple[bool, str]]:
             return {name: f.result() for name, f in futures.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.peer
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_promtool_agrees(case: Case, promtool_results: dict[str, tuple[bool, str]]) -> None:

@@ -22,6 +22,8 @@ from tests.config.test_relabel import HASHMOD_FROM_PROMETHEUS
 from tests.conftest import peer_bin
 from tests.helpers import stop_process
 
+pytestmark = pytest.mark.slow  # a real peer or many trials: seconds per test
+
 # job name -> (static targets, static labels, relabel_configs as a YAML flow list)
 JOBS: dict[str, tuple[list[str], dict[str, str], str]] = {
     "copy": (["a:1"], {}, "[{source_labels: [__address__], target_label: copied}]"),

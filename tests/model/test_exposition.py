@@ -45,6 +45,7 @@ def bits(a: np.ndarray) -> list[int]:  # type: ignore[type-arg]
     vals=st.lists(floats, min_size=1, max_size=10),
     start=st.integers(-(10**12), 10**13),
 )
+@pytest.mark.slow
 def test_openmetrics_round_trip_bit_exact(
     metric: str, labels: dict[str, str], vals: list[float], start: int
 ) -> None:

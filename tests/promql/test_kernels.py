@@ -6,6 +6,7 @@ import math
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,6 +190,7 @@ def _prometheus_mean(xs: list[float]) -> float:
         max_size=6,
     )
 )
+@pytest.mark.slow
 def test_vectorised_kahan_matches_prometheus_loops(rows: list[list[float]]) -> None:
     width = max(len(r) for r in rows)
     m = np.zeros((len(rows), width))

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from omtsdb.api.app import create_app
@@ -200,6 +201,7 @@ def test_the_timeout_covers_the_queue_and_the_request_parameter() -> None:
     serve(db, body, max_concurrency=1)
 
 
+@pytest.mark.slow
 def test_cheap_repeated_queries_run_inline_and_growth_sends_them_back_to_the_pool() -> None:
     """A query that selected few series runs on the loop the next time; when its selector
     then matches 30,000 series, the inline run stops at its bound (what it selects, its time

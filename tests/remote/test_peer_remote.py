@@ -18,10 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from omtsdb.remote.build import snappy, write_request_v1
 from tests.api.test_peer_prometheus import free_port, wait_ready
 from tests.conftest import ROOT, peer_bin
 from tests.helpers import stop_process
+
+pytestmark = pytest.mark.slow  # a real peer or many trials: seconds per test
 
 
 @contextmanager

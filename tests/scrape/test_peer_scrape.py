@@ -22,6 +22,8 @@ from tests.api.test_peer_prometheus import free_port
 from tests.conftest import ROOT, peer_bin
 from tests.remote.test_peer_remote import _proc, _prometheus
 
+pytestmark = pytest.mark.slow  # a real peer or many trials: seconds per test
+
 
 def _get(port: int, path: str, **params: str) -> Any:
     url = f"http://127.0.0.1:{port}{path}"

@@ -66,6 +66,7 @@ def timestamps(draw: st.DrawFn) -> np.ndarray:  # type: ignore[type-arg]
     return np.unique(ts)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(timestamps(), st.data())
 def test_chunk_round_trip_bit_exact(ts: np.ndarray, data: st.DataObject) -> None:  # type: ignore[type-arg]

@@ -48,6 +48,7 @@ def chunks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[ty
     return ts, vs
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(chunks(), min_size=1, max_size=12), st.data())
 def test_batch_equals_one_chunk_decoding(cs: list, data: st.DataObject) -> None:  # type: ignore[type-arg]

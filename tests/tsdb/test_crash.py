@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from omtsdb.model import Labels, Matcher
 from omtsdb.tsdb.db import DB, DBOptions
 from tests.tsdb.crash_writer import batch
+
+pytestmark = pytest.mark.slow  # a real peer or many trials: seconds per test
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 20
