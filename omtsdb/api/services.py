@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from omtsdb.api.lifecycle import Lifecycle
 from omtsdb.api.runtime import DEFAULT_CONFIG_YAML, Runtime
@@ -26,9 +27,6 @@ from omtsdb.scrape.manager import ScrapeManager
 from omtsdb.storage.interface import Queryable
 from omtsdb.storage.metadata import MetadataStore
 from omtsdb.storage.status import TSDBStatus
-
-Middleware = web.middleware  # the decorator; middlewares are what it returns
-
 
 @dataclass
 class APIOptions:
@@ -55,7 +53,7 @@ class APIServices:
     remote: RemoteState
     options: APIOptions = field(default_factory=APIOptions)
     tsdb: TSDBStatus | None = None  # None: a storage without an embedded TSDB
-    middlewares: Sequence[object] = ()  # aiohttp middlewares, e.g. authentication
+    middlewares: Sequence[Middleware] = ()  # e.g. authentication
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
 

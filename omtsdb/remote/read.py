@@ -60,7 +60,8 @@ def decode_read_request(body: bytes) -> tuple[list[ReadQuery], int]:
 
 
 def select(db: Queryable, q: ReadQuery) -> list[SeriesData]:
-    return list(db.querier(q.start_ms, q.end_ms).select(list(q.matchers), q.start_ms, q.end_ms))
+    with db.querier(q.start_ms, q.end_ms) as querier:
+        return querier.select(list(q.matchers), q.start_ms, q.end_ms)
 
 
 def _add_labels(msg: Any, s: SeriesData) -> None:
