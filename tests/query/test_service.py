@@ -25,6 +25,7 @@ from omtsdb.api.app import create_app
 from omtsdb.api.services import SERVICES
 from omtsdb.compose import ServiceOptions, build_services
 from omtsdb.model.labels import Labels
+from omtsdb.obs.looplag import LoopLagMonitor
 from omtsdb.promql.engine import Engine
 from omtsdb.query.costs import Cost, CostTable
 from omtsdb.query.service import QueryLimits
@@ -50,6 +51,7 @@ def add_series(db: DB, n: int, start: int = 0) -> None:
 
 def serve(db: DB, fn: Callable[[Client], Awaitable[None]], **limits: Any) -> None:
     services = build_services(db, Engine(), ServiceOptions(limits=QueryLimits(**limits)))
+    services.api.loop_lag = LoopLagMonitor(0.005)  # fine sampling: a 50 ms hold-up shows
 
     async def main() -> None:
         client: Client = TestClient(TestServer(create_app(services.api), host="127.0.0.1"))
