@@ -95,9 +95,7 @@ def ssl_context(tls: TLSConfig) -> ssl.SSLContext | None:
     """The TLS context for ``tls`` (None: aiohttp's default verification)."""
     if tls == TLSConfig():
         return None
-    ctx = ssl.create_default_context(
-        cafile=tls.ca_file or None, cadata=tls.ca or None
-    )
+    ctx = ssl.create_default_context(cafile=tls.ca_file or None, cadata=tls.ca or None)
     if tls.cert_file or tls.cert:
         _load_cert_chain(ctx, tls)
     if tls.insecure_skip_verify:

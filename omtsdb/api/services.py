@@ -28,6 +28,7 @@ from omtsdb.storage.interface import Queryable
 from omtsdb.storage.metadata import MetadataStore
 from omtsdb.storage.status import TSDBStatus
 
+
 @dataclass
 class APIOptions:
     """Settings of the HTTP layer that are not services (the composition root turns the

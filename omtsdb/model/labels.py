@@ -207,8 +207,6 @@ class Labels:
         return (Labels.from_flat, (self._t,))
 
 
-
-
 def _fmt_name(n: str) -> str:
     return n if is_legacy_label_name(n) else quote(n)
 
