@@ -164,6 +164,11 @@ def test_parameter_errors_match_prometheus(servers: tuple[str, str]) -> None:
         ("query_range", {"query": "up", "start": "10", "end": "5", "step": "1"}),
         ("query_range", {"query": "up", "start": "0", "end": "1", "step": "0"}),
         ("query_range", {"query": "up", "start": "0", "end": "100000", "step": "1"}),
+        # the point limit is (end - start) / step > 11000: 11,001 points are allowed
+        ("query_range", {"query": "1", "start": "0", "end": "11000", "step": "1"}),
+        ("query_range", {"query": "1", "start": "0", "end": "11001", "step": "1"}),
+        ("query", {"query": "1", "time": "100", "timeout": "abc"}),
+        ("query", {"query": "1", "time": "100", "timeout": "-1s"}),
         ("query", {"query": "rate(up)"}),
         ("query", {"query": "1 and 2"}),
         ("query", {"query": "0.1+0.2", "time": "100"}),
