@@ -188,7 +188,7 @@ class QueryService:
         """Other storage work of the API (label and series look-ups, federation) on the same
         pool, within the same timeout."""
         deadline = self.deadline(timeout_s)
-        return await self._await(self._submit(lambda _d: fn(), deadline), deadline)
+        return await self._await(self._submit(lambda _d, _w: fn(), deadline), deadline)
 
     # -- the machinery ---------------------------------------------------------------------
 
@@ -218,7 +218,7 @@ class QueryService:
                 got = self._inline(q, deadline)
                 if got is not None:
                     return got
-            job = self._submit(lambda d: self._pooled(q, d), deadline)
+            job = self._submit(lambda d, w: self._pooled(q, d, w), deadline)
             return await self._await(job, deadline)
         finally:
             ENGINE_QUERIES.dec()
@@ -228,7 +228,7 @@ class QueryService:
         deadline = self.deadline(timeout_s)
         ENGINE_QUERIES.inc()
         try:
-            job = self._submit(lambda d: self._pooled(q, d), deadline)
+            job = self._submit(lambda d, w: self._pooled(q, d, w), deadline)
             try:
                 return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
@@ -236,18 +236,20 @@ class QueryService:
         finally:
             ENGINE_QUERIES.dec()
 
-    def _submit(self, work: Callable[[float], T], deadline: float) -> _Job[T]:
+    def _submit(self, work: Callable[[float, float], T], deadline: float) -> _Job[T]:
+        """Queue ``work(deadline, seconds waited)`` on the pool."""
         job: _Job[T] = _Job()
         queued = time.perf_counter()
 
         def run() -> T:
-            ENGINE_QUERY_DURATION.labels("queue_time").observe(time.perf_counter() - queued)
+            waited = time.perf_counter() - queued
+            ENGINE_QUERY_DURATION.labels("queue_time").observe(waited)
             if time.monotonic() > deadline:
                 raise QueryTimeoutError(QUEUE_TIMEOUT)
             job.started = True
             t0 = time.perf_counter()
             try:
-                return work(deadline)
+                return work(deadline, waited)
             finally:
                 ENGINE_QUERY_DURATION.labels("inner_eval").observe(time.perf_counter() - t0)
 
@@ -265,10 +267,12 @@ class QueryService:
         except TimeoutError:
             raise job.timed_out() from None
 
-    def _pooled(self, q: _Query, deadline: float) -> Result:
+    def _pooled(self, q: _Query, deadline: float, waited: float) -> Result:
         counted = Counted(self.queryable)
         res = self._evaluate(q, counted, deadline, self.limits.max_samples)
         self.costs.record(q.key, counted.cost)
+        if res.stats is not None:
+            res.stats.exec_queue_time_s = waited
         return res
 
     def _inline(self, q: _Query, deadline: float) -> Result | None:
